@@ -1,0 +1,56 @@
+"""The execution context of pipeline-format.md §2.1 and the flat view expressions read.
+
+``vars`` is kept up to date incrementally (one dict update per step output) instead of
+being rebuilt for every expression: it holds ``current``'s keys at the top level plus the
+reserved keys ``steps``, ``trigger``, ``meta`` and ``env``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+RESERVED = frozenset({"steps", "trigger", "meta", "env"})
+
+
+class Scope:
+    """One context. Loop iterations and parallel branches get a child scope."""
+
+    __slots__ = ("current", "steps", "vars")
+
+    def __init__(self, current: dict[str, Any], steps: dict[str, Any], vars: dict[str, Any]):
+        self.current = current
+        self.steps = steps
+        self.vars = vars
+
+    @classmethod
+    def root(cls, trigger: Any, meta: dict[str, Any], env: Mapping[str, Any]) -> Scope:
+        current: dict[str, Any] = dict(trigger) if isinstance(trigger, Mapping) else {}
+        steps: dict[str, Any] = {}
+        vars = {k: v for k, v in current.items() if k not in RESERVED}
+        vars.update(steps=steps, trigger=trigger, meta=meta, env=env)
+        return cls(current, steps, vars)
+
+    def child(self, extra: Mapping[str, Any] | None = None) -> Scope:
+        """A copy whose step outputs do not leak back into this scope."""
+        steps = dict(self.steps)
+        vars = dict(self.vars)
+        vars["steps"] = steps
+        if extra:
+            vars.update(extra)
+        return Scope(dict(self.current), steps, vars)
+
+    def record(self, name: str, output: Any) -> None:
+        """A completed step's output: by name under ``steps`` and shallow-merged into current."""
+        self.steps[name] = output
+        if isinstance(output, Mapping):
+            self.current.update(output)
+            vars = self.vars
+            for key, value in output.items():
+                if key not in RESERVED:
+                    vars[key] = value
+
+    def snapshot(self) -> dict[str, Any]:
+        """The context as the debugger and the recorder show it."""
+        return {"current": self.current, "steps": self.steps, "trigger": self.vars["trigger"],
+                "meta": self.vars["meta"]}

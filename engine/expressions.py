@@ -1,0 +1,358 @@
+"""The one expression language: jq inside ``{{ }}`` (pipeline-format.md §3).
+
+Config values are compiled once (``compile_value``) into small render trees so the hot
+path does no parsing: constants come back as they are, plain dotted paths (hyphens
+allowed) are dictionary lookups, and only real programs reach jq, each compiled once per
+distinct text.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid as _uuid
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from functools import lru_cache
+from typing import Any
+
+import jq
+
+from engine.errors import ExpressionError
+
+# Helpers every program can call. ``uuid`` and ``now_iso`` read hidden values the renderer
+# injects only for programs that mention them, so ordinary programs pay nothing.
+_PRELUDE = (
+    "def upper: ascii_upcase; def lower: ascii_downcase; "
+    "def default(x): if . == null then x else . end; "
+    "def uuid: $__ctx.__uuid; def now_iso: $__ctx.__now; "
+    "def trim_ws: sub(\"^\\\\s+\"; \"\") | sub(\"\\\\s+$\"; \"\"); "
+)
+_NEEDS_VOLATILE = re.compile(r"\b(uuid|now_iso)\b")
+_PATH = re.compile(r"^\s*\.([A-Za-z_][\w-]*(?:\.[A-Za-z_][\w-]*)*)\s*$")
+_IDENTITY = re.compile(r"^\s*\.\s*$")
+_FALSY_STRINGS = frozenset({"false", "0", "no", "off"})
+
+
+def truthy(value: Any) -> bool:
+    """The single truthiness rule used by ``if``, ``skip_if``, conditions and breakpoints."""
+    if value is None or value is False:
+        return False
+    if isinstance(value, str):
+        return value != "" and value.strip().lower() not in _FALSY_STRINGS
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int | float):
+        return value != 0
+    if isinstance(value, list | dict | tuple):
+        return len(value) > 0
+    return True
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, set | tuple):
+        return list(value)
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return str(value)
+
+
+@lru_cache(maxsize=4096)
+def _compile_jq(program: str) -> Any:
+    """Compile ``program`` with the prelude; the cache keys on the program text."""
+    try:
+        return jq.compile(f". as $__ctx | {_PRELUDE}{program}")
+    except ValueError as exc:
+        raise ExpressionError(f"jq syntax error in {program.strip()!r}: {_jq_message(exc)}") from None
+
+
+_PREFIX_LEN = len(". as $__ctx | " + _PRELUDE)
+_LOCATION = re.compile(r"\s*at <top-level>, line (\d+), column (\d+):?")
+
+
+def _jq_message(exc: Exception) -> str:
+    text = str(exc).strip()
+    # libjq appends "jq: N compile error(s)"; keep the first, meaningful line, and report
+    # the column inside the user's program rather than inside our prelude wrapper.
+    first = text.splitlines()[0] if text else "invalid program"
+    first = first.removeprefix("jq: error: ")
+    match = _LOCATION.search(first)
+    if match and match.group(1) == "1":
+        column = max(int(match.group(2)) - _PREFIX_LEN, 1)
+        first = first[: match.start()] + f" at column {column}"
+    return first
+
+
+def _lookup(path: tuple[str, ...], vars: Mapping[str, Any]) -> Any:
+    value: Any = vars
+    for key in path:
+        if value is None:
+            return None
+        if not isinstance(value, Mapping):
+            raise ExpressionError(
+                f"cannot read .{'.'.join(path)}: .{key} is applied to a {_type_name(value)}, "
+                "not an object"
+            )
+        value = value.get(key)
+    return value
+
+
+def _type_name(value: Any) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list | tuple):
+        return "array"
+    return type(value).__name__
+
+
+def evaluate(program: str, vars: Mapping[str, Any]) -> Any:
+    """Run a bare jq program against ``vars``: one result → it, several → list, none → null."""
+    match = _PATH.match(program)
+    if match:
+        return _lookup(tuple(match.group(1).split(".")), vars)
+    if _IDENTITY.match(program):
+        return dict(vars)
+    compiled = _compile_jq(program)
+    if _NEEDS_VOLATILE.search(program):
+        vars = {**vars, "__uuid": str(_uuid.uuid4()),
+                "__now": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")}
+    try:
+        text = json.dumps(vars, default=_json_default, separators=(",", ":"))
+        results = compiled.input_text(text).all()
+    except ValueError as exc:
+        raise ExpressionError(f"jq error in {program.strip()!r}: {_jq_message(exc)}") from None
+    if len(results) == 1:
+        return results[0]
+    return results if results else None
+
+
+def check_program(program: str) -> str | None:
+    """Return a syntax error message for a bare program, or None when it compiles."""
+    if _PATH.match(program) or _IDENTITY.match(program):
+        return None
+    if not program.strip():
+        return "empty expression"
+    try:
+        _compile_jq(program)
+    except ExpressionError as exc:
+        return str(exc)
+    return None
+
+
+# ---------------------------------------------------------------- template splitting
+
+
+def split_template(text: str) -> list[tuple[bool, str]]:
+    """Split ``text`` into (is_program, piece) parts.
+
+    A block ends at the first ``}}`` outside jq string literals and balanced braces, so
+    object constructions like ``{{ {a: {b: 1}} }}`` work. Raises ExpressionError for an
+    unterminated block.
+    """
+    parts: list[tuple[bool, str]] = []
+    pos = 0
+    while True:
+        start = text.find("{{", pos)
+        if start < 0:
+            if pos < len(text):
+                parts.append((False, text[pos:]))
+            return parts
+        if start > pos:
+            parts.append((False, text[pos:start]))
+        end = _block_end(text, start + 2)
+        if end < 0:
+            raise ExpressionError(f"unterminated '{{{{' at character {start + 1} in {text!r}")
+        parts.append((True, text[start + 2 : end]))
+        pos = end + 2
+
+
+def _block_end(text: str, i: int) -> int:
+    depth = 0
+    in_string = False
+    n = len(text)
+    while i < n:
+        ch = text[i]
+        if in_string:
+            if ch == "\\":
+                i += 2
+                continue
+            if ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch == "{":
+            depth += 1
+        elif ch == "}":
+            if depth == 0 and text.startswith("}}", i):
+                return i
+            depth = max(depth - 1, 0)
+        i += 1
+    return -1
+
+
+def has_template(value: Any) -> bool:
+    """True when ``value`` (recursively) holds a ``{{`` block."""
+    if isinstance(value, str):
+        return "{{" in value
+    if isinstance(value, Mapping):
+        return any(has_template(v) for v in value.values())
+    if isinstance(value, list):
+        return any(has_template(v) for v in value)
+    return False
+
+
+def check_template(text: str) -> str | None:
+    """Return the first error in a config string's ``{{ }}`` blocks, or None."""
+    if "{{" not in text:
+        return None
+    try:
+        parts = split_template(text)
+    except ExpressionError as exc:
+        return str(exc)
+    for is_program, piece in parts:
+        if is_program:
+            error = check_program(piece)
+            if error:
+                return error
+    return None
+
+
+# ---------------------------------------------------------------- compiled values
+
+
+class Compiled:
+    """A config value compiled for rendering. ``constant`` means render returns it unchanged."""
+
+    __slots__ = ("constant",)
+
+    def __init__(self, constant: bool):
+        self.constant = constant
+
+    def render(self, vars: Mapping[str, Any]) -> Any:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+
+class _Constant(Compiled):
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any):
+        super().__init__(True)
+        self.value = value
+
+    def render(self, vars: Mapping[str, Any]) -> Any:
+        return self.value
+
+
+class _Path(Compiled):
+    __slots__ = ("path",)
+
+    def __init__(self, path: tuple[str, ...]):
+        super().__init__(False)
+        self.path = path
+
+    def render(self, vars: Mapping[str, Any]) -> Any:
+        return _lookup(self.path, vars)
+
+
+class _Program(Compiled):
+    __slots__ = ("program",)
+
+    def __init__(self, program: str):
+        super().__init__(False)
+        self.program = program
+        _compile_jq(program)  # fail at compile time, not at run time
+
+    def render(self, vars: Mapping[str, Any]) -> Any:
+        return evaluate(self.program, vars)
+
+
+class _Interpolation(Compiled):
+    __slots__ = ("parts",)
+
+    def __init__(self, parts: list[str | Compiled]):
+        super().__init__(False)
+        self.parts = parts
+
+    def render(self, vars: Mapping[str, Any]) -> str:
+        out: list[str] = []
+        for part in self.parts:
+            if isinstance(part, str):
+                out.append(part)
+                continue
+            value = part.render(vars)
+            if value is None:
+                continue
+            if isinstance(value, str):
+                out.append(value)
+            else:
+                out.append(json.dumps(value, default=_json_default, separators=(",", ":")))
+        return "".join(out)
+
+
+class _Map(Compiled):
+    __slots__ = ("items",)
+
+    def __init__(self, items: list[tuple[str, Compiled]]):
+        super().__init__(False)
+        self.items = items
+
+    def render(self, vars: Mapping[str, Any]) -> dict[str, Any]:
+        return {key: value.render(vars) for key, value in self.items}
+
+
+class _List(Compiled):
+    __slots__ = ("items",)
+
+    def __init__(self, items: list[Compiled]):
+        super().__init__(False)
+        self.items = items
+
+    def render(self, vars: Mapping[str, Any]) -> list[Any]:
+        return [item.render(vars) for item in self.items]
+
+
+def _compile_program(program: str) -> Compiled:
+    match = _PATH.match(program)
+    if match:
+        return _Path(tuple(match.group(1).split(".")))
+    return _Program(program)
+
+
+def compile_value(value: Any) -> Compiled:
+    """Compile a config value (any JSON-like tree). Raises ExpressionError on bad syntax."""
+    if isinstance(value, str):
+        if "{{" not in value:
+            return _Constant(value)
+        parts = split_template(value)
+        if len(parts) == 1 and parts[0][0]:
+            return _compile_program(parts[0][1])
+        return _Interpolation([_compile_program(p) if is_prog else p for is_prog, p in parts])
+    if isinstance(value, Mapping):
+        items = [(str(k), compile_value(v)) for k, v in value.items()]
+        if all(c.constant for _, c in items):
+            return _Constant(value)
+        return _Map(items)
+    if isinstance(value, list):
+        compiled = [compile_value(v) for v in value]
+        if all(c.constant for c in compiled):
+            return _Constant(value)
+        return _List(compiled)
+    return _Constant(value)
+
+
+def render(value: Any, vars: Mapping[str, Any]) -> Any:
+    """Resolve templates in ``value`` once (compiles with the cache-less tree; prefer compile_value)."""
+    return compile_value(value).render(vars)
+
+
+def compile_condition(text: str) -> Compiled:
+    """``if``/``skip_if``/conditions accept a ``{{ }}`` template or a bare jq program."""
+    if "{{" in text:
+        return compile_value(text)
+    return _compile_program(text)

@@ -1,0 +1,1 @@
+"""Module types: named services (databases, caches, brokers, HTTP clients, flags) that steps use."""

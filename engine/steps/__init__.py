@@ -1,0 +1,1 @@
+"""Step types: the registry and the built-in types."""

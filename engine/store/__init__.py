@@ -1,0 +1,1 @@
+"""The event store: schema, migrations, the batching recorder and the read queries."""
