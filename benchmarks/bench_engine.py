@@ -93,6 +93,7 @@ def raw_append_rate(source_db: Path, runs: int, batch: int) -> float:
     steps = src.execute(f"SELECT {', '.join(step_cols)} FROM step_runs WHERE execution_id = ?",
                         (exec_id,)).fetchall()
     src.close()
+    parsed = [json.loads(data) for _, _, data, _ in events]
     with tempfile.TemporaryDirectory() as tmp:
         db = sqlite3.connect(Path(tmp) / "raw.db", isolation_level=None)
         db.execute("PRAGMA journal_mode=WAL")
@@ -112,7 +113,7 @@ def raw_append_rate(source_db: Path, runs: int, batch: int) -> float:
             for n in range(first, min(first + batch, runs)):
                 new_id = f"raw-{n:09d}"
                 # Serialization is part of the cost of recording, so the baseline pays it too.
-                payloads = [json.dumps(json.loads(data)) for _, _, data, _ in events]
+                payloads = [json.dumps(data) for data in parsed]
                 db.execute(exec_sql, tuple(new_id if i == e_id else v
                                            for i, v in enumerate(exec_row)))
                 db.executemany("INSERT INTO execution_events (execution_id, seq, type, data, ts) "

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.config.model import Definition, PipelineDef
-from engine.errors import NotFoundError, WorkflowError
+from engine.errors import ConfigError, Diagnostic, NotFoundError, WorkflowError
 from engine.executor import ExecutionRun, prepare
 from engine.idempotency import IdempotencyKeys
 from engine.steps.base import Registry, default_registry
@@ -118,10 +118,15 @@ class Engine:
             if module_type is None:
                 raise WorkflowError(f"{module.pos}: module {module.name!r} has unknown type "
                                     f"{module.type!r}")
-            instance = module_type.factory(module.name, module.config)
-            starter = getattr(instance, "start", None)
-            if starter is not None:
-                await starter()
+            try:
+                instance = module_type.factory(module.name, module.config)
+                starter = getattr(instance, "start", None)
+                if starter is not None:
+                    await starter()
+            except WorkflowError as exc:  # bad module config: point at the module
+                pos = module.pos
+                raise ConfigError([Diagnostic(pos.file, pos.line, pos.col,
+                                              f"module {module.name!r}: {exc}")]) from None
             self.modules[module.name] = instance
 
     async def close(self) -> None:

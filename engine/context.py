@@ -43,12 +43,12 @@ class Scope:
     def record(self, name: str, output: Any) -> None:
         """A completed step's output: by name under ``steps`` and shallow-merged into current."""
         self.steps[name] = output
-        if isinstance(output, Mapping):
+        if type(output) is dict or isinstance(output, Mapping):
             self.current.update(output)
-            vars = self.vars
-            for key, value in output.items():
-                if key not in RESERVED:
-                    vars[key] = value
+            if RESERVED.isdisjoint(output):
+                self.vars.update(output)
+            else:
+                self.vars.update((k, v) for k, v in output.items() if k not in RESERVED)
 
     def snapshot(self) -> dict[str, Any]:
         """The context as the debugger and the recorder show it."""

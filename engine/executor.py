@@ -318,8 +318,9 @@ class ExecutionRun:
         """One attempt: record it, run the type (or answer from idempotency), classify errors."""
         recording = self.recorder is not None
         run: StepRunRecord | None = None
-        started = time.time()
+        started = 0.0
         if recording:
+            started = time.time()
             data: dict[str, Any] = {"step": step.name, "path": path, "index": index,
                                     "attempt": attempt, "type": step.type}
             if iteration is not None:
@@ -348,7 +349,7 @@ class ExecutionRun:
             raise
         except Exception as exc:
             error = _as_step_error(exc, step)
-            duration = round((time.time() - started) * 1000, 3)
+            duration = round((time.time() - started) * 1000, 3) if recording else 0.0
             if run is not None:
                 self._end_run(run, "failed", error.message)
             if may_retry:
@@ -384,11 +385,11 @@ class ExecutionRun:
                 value = await prepared.type.run(ctx, config)
         else:
             value = await prepared.type.run(ctx, config)
-        if isinstance(value, StepResult):
+        if type(value) is StepResult:
             if value.output is None:
                 value.output = {}
             return value
-        return StepResult(output={} if value is None else value)
+        return StepResult({} if value is None else value)
 
     async def _idempotent(self, step: StepDef, prepared: Prepared, path: str, ctx: StepCtx,
                           config: dict[str, Any], run: StepRunRecord | None) -> StepResult:
@@ -459,8 +460,7 @@ class _Retry(Exception):
 class StepCtx:
     """What a running step sees (the StepContext protocol of engine.steps.base)."""
 
-    __slots__ = ("attempt", "execution_id", "iteration", "path", "pipeline", "run", "scope", "step",
-                 "vars")
+    __slots__ = ("attempt", "iteration", "path", "run", "scope", "step", "vars")
 
     def __init__(self, run: ExecutionRun, step: StepDef, path: str, scope: Scope,
                  iteration: int | None, attempt: int):
@@ -471,8 +471,14 @@ class StepCtx:
         self.vars = scope.vars
         self.iteration = iteration
         self.attempt = attempt
-        self.execution_id = run.record.id
-        self.pipeline = run.pipeline.name
+
+    @property
+    def execution_id(self) -> str:
+        return self.run.record.id
+
+    @property
+    def pipeline(self) -> str:
+        return self.run.pipeline.name
 
     def resolve(self, value: Any, extra: Mapping[str, Any] | None = None) -> Any:
         return compile_value(value).render({**self.vars, **extra} if extra else self.vars)
