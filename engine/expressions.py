@@ -20,15 +20,19 @@ import jq
 
 from engine.errors import ExpressionError
 
-# Helpers every program can call. ``uuid`` and ``now_iso`` read hidden values the renderer
-# injects only for programs that mention them, so ordinary programs pay nothing.
-_PRELUDE = (
-    "def upper: ascii_upcase; def lower: ascii_downcase; "
-    "def default(x): if . == null then x else . end; "
-    "def uuid: $__ctx.__uuid; def now_iso: $__ctx.__now; "
-    "def trim_ws: sub(\"^\\\\s+\"; \"\") | sub(\"\\\\s+$\"; \"\"); "
-)
+# Helpers every program can call. Only the definitions a program mentions are compiled
+# with it (jq compiles each definition every time). ``uuid`` and ``now_iso`` read hidden
+# values the renderer injects only for programs that mention them.
+_HELPERS = {
+    "upper": "def upper: ascii_upcase; ",
+    "lower": "def lower: ascii_downcase; ",
+    "default": "def default(x): if . == null then x else . end; ",
+    "uuid": "def uuid: $__ctx.__uuid; ",
+    "now_iso": "def now_iso: $__ctx.__now; ",
+}
+_HELPER_NAMES = re.compile(r"\b(" + "|".join(_HELPERS) + r")\b")
 _NEEDS_VOLATILE = re.compile(r"\b(uuid|now_iso)\b")
+_ROOT = ". as $__ctx | "
 _PATH = re.compile(r"^\s*\.([A-Za-z_][\w-]*(?:\.[A-Za-z_][\w-]*)*)\s*$")
 _IDENTITY = re.compile(r"^\s*\.\s*$")
 _FALSY_STRINGS = frozenset({"false", "0", "no", "off"})
@@ -62,17 +66,20 @@ def _json_default(value: Any) -> Any:
 @lru_cache(maxsize=4096)
 def _compile_jq(program: str) -> Any:
     """Compile ``program`` with the prelude; the cache keys on the program text."""
+    used = sorted(set(_HELPER_NAMES.findall(program)))
+    prelude = "".join(_HELPERS[name] for name in used)
+    prefix = (_ROOT if _NEEDS_VOLATILE.search(program) else "") + prelude
     try:
-        return jq.compile(f". as $__ctx | {_PRELUDE}{program}")
+        return jq.compile(prefix + program)
     except ValueError as exc:
-        raise ExpressionError(f"jq syntax error in {program.strip()!r}: {_jq_message(exc)}") from None
+        message = _jq_message(exc, len(prefix))
+        raise ExpressionError(f"jq syntax error in {program.strip()!r}: {message}") from None
 
 
-_PREFIX_LEN = len(". as $__ctx | " + _PRELUDE)
 _LOCATION = re.compile(r"\s*at <top-level>, line (\d+), column (\d+):?")
 
 
-def _jq_message(exc: Exception) -> str:
+def _jq_message(exc: Exception, prefix_len: int = 0) -> str:
     text = str(exc).strip()
     # libjq appends "jq: N compile error(s)"; keep the first, meaningful line, and report
     # the column inside the user's program rather than inside our prelude wrapper.
@@ -80,7 +87,7 @@ def _jq_message(exc: Exception) -> str:
     first = first.removeprefix("jq: error: ")
     match = _LOCATION.search(first)
     if match and match.group(1) == "1":
-        column = max(int(match.group(2)) - _PREFIX_LEN, 1)
+        column = max(int(match.group(2)) - prefix_len, 1)
         first = first[: match.start()] + f" at column {column}"
     return first
 

@@ -41,11 +41,22 @@ class SubRun:
 class StepContext(Protocol):
     """What a running step can see and do. Implemented by the executor."""
 
-    execution_id: str
-    pipeline: str
-    step: StepDef
-    path: str  # "fan-out/profile" for sub-steps
-    vars: Mapping[str, Any]  # the expression view: current keys + steps, trigger, meta, env
+    @property
+    def execution_id(self) -> str: ...
+
+    @property
+    def pipeline(self) -> str: ...
+
+    @property
+    def step(self) -> StepDef: ...
+
+    @property
+    def path(self) -> str:
+        """Where the step sits: ``fan-out/profile`` for a sub-step."""
+
+    @property
+    def vars(self) -> Mapping[str, Any]:
+        """The expression view: current's keys plus ``steps``, ``trigger``, ``meta``, ``env``."""
 
     def resolve(self, value: Any, extra: Mapping[str, Any] | None = None) -> Any:
         """Resolve templates in ``value`` against ``vars`` (plus ``extra`` variables)."""

@@ -421,8 +421,8 @@ STEP_TYPES: list[StepType] = [
                     "with 401 when it does not match.",
         category="security",
         schema=_schema({
-            "secret": {"type": "string", "description": "The shared secret (use ${ENV_VAR} or a "
-                                                        "template; never commit it)."},
+            "secret": {"type": "string", "description": "The shared secret, e.g. "
+                                                        "'{{ .env.WEBHOOK_SECRET }}'; never commit it."},
             "header": {"type": "string",
                        "description": "Header holding the signature (default "
                                       "X-Hub-Signature-256 for github, else X-Signature)."},
@@ -435,6 +435,6 @@ STEP_TYPES: list[StepType] = [
                                                          "trigger's raw body."},
         }, ["secret"]),
         output="{verified: true}; fails with type unauthorized and status 401.",
-        example={"secret": "${WEBHOOK_SECRET}", "scheme": "github"},
+        example={"secret": "{{ .env.WEBHOOK_SECRET }}", "scheme": "github"},
     ),
 ]
