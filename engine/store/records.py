@@ -29,7 +29,7 @@ class ExecutionRecord:
 
 @dataclass
 class StepRunRecord:
-    """One ``step_runs`` row: a step attempt (or loop iteration). Key: (execution_id, path, iteration, attempt)."""
+    """One ``step_runs`` row: a step attempt (or loop iteration), keyed by (execution_id, seq)."""
 
     execution_id: str
     path: str  # "fan-out/profile"

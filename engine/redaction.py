@@ -1,0 +1,294 @@
+"""What the event store keeps of a value, per a pipeline's ``record`` level.
+
+- ``full``: the value as is, except that secrets are **still** redacted: a value stored
+  under a secret-looking key (password, token, api_key, authorization, cookie, …) becomes
+  ``"[REDACTED]"``, and so do passwords in URLs, bearer/basic credentials and JWTs inside
+  strings. Credentials have no debugging value and the store is readable by everyone
+  who can open the studio, so no level keeps them.
+- ``redacted`` (the default): secrets as above, and strings that look like personal data
+  are masked, keeping a hint: ``j***@example.com``, ``****4242`` (Luhn-checked card
+  numbers), ``***-**-6789`` (US SSN), ``DE**…3000`` (IBAN, checksum-verified),
+  ``***4567`` (phone numbers), ``192.*.*.*`` / ``2001:db8:*`` (IP addresses); bearer
+  tokens, JWTs and passwords in URLs become ``[REDACTED]``.
+- ``metadata``: no values at all, only the shape: objects keep their keys, arrays become
+  ``{"type": "array", "length": n, "items": <shape of the first item>}``, scalars become
+  their JSON type name (``"string"``, ``"integer"``, ``"number"``, ``"boolean"``, ``"null"``).
+
+Values are never mutated; unchanged parts are returned as the same objects, so a value
+with nothing to redact costs one walk and no copies.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Callable
+from functools import lru_cache
+from itertools import pairwise
+from typing import Any
+
+REDACTED = "[REDACTED]"
+LEVELS = ("full", "redacted", "metadata")
+
+# ---------------------------------------------------------------------- secret keys
+
+# Words (of a key split at separators and camelCase) that mark the whole value secret.
+_SECRET_WORDS = frozenset({
+    "password", "passwd", "pwd", "passphrase", "secret", "secrets", "token", "apikey",
+    "authorization", "auth", "cookie", "cookies", "credential", "credentials", "privatekey",
+    "sessionid", "jwt", "bearer", "otp", "cvv", "cvc", "signature", "xsrf", "csrf",
+    "accesskey", "secretkey", "clientsecret", "refreshtoken", "accesstoken", "idtoken",
+})
+# Two adjacent words that together mark a secret: api key, private key, session id …
+_SECRET_PAIRS = frozenset({
+    ("api", "key"), ("private", "key"), ("access", "key"), ("secret", "key"),
+    ("session", "id"), ("set", "cookie"), ("client", "secret"), ("signing", "key"),
+    ("encryption", "key"), ("master", "key"), ("pass", "word"), ("pin", "code"),
+})
+# Substrings of the squashed key that are unambiguous on their own (``xapikey``).
+_SECRET_PARTS = ("password", "passwd", "apikey", "privatekey", "secretkey", "accesstoken",
+                 "refreshtoken", "authtoken", "clientsecret", "authorization")
+_WORD = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")
+
+
+@lru_cache(maxsize=4096)
+def is_secret_key(key: str) -> bool:
+    """True if a value stored under ``key`` must never be recorded."""
+    words = [w.lower() for w in _WORD.findall(key)]
+    if not words:
+        return False
+    if any(w in _SECRET_WORDS for w in words):
+        return True
+    if any(pair in _SECRET_PAIRS for pair in pairwise(words)):
+        return True
+    squashed = "".join(words)
+    return any(part in squashed for part in _SECRET_PARTS)
+
+
+# ---------------------------------------------------------------------- personal data
+
+# An Authorization header value; a credential is not a plain lowercase word ("Basic idea").
+_BEARER = re.compile(r"\b(Bearer|Basic) +(?![a-z]+\b)[A-Za-z0-9._~+/=-]{8,}")
+_JWT = re.compile(r"\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*")
+_URL_PASSWORD = re.compile(r"\b([A-Za-z][A-Za-z0-9+.-]*://[^\s/:@]+):[^\s/@]+@")
+# The local part starts at a boundary that a masked address ("j***@x.org@y") cannot offer.
+_EMAIL = re.compile(r"(?<![A-Za-z0-9._%+*@-])([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*"
+                    r"@((?:[A-Za-z0-9-]+\.)+[A-Za-z]{2,})\b")
+_IBAN = re.compile(r"\b([A-Z]{2}[0-9]{2})((?: ?[A-Z0-9]){11,30})\b")
+_CARD = re.compile(r"(?<![0-9])[0-9](?:[ -]?[0-9]){12,18}(?![0-9])")
+_SSN = re.compile(r"(?<![0-9-])(?!000|666|9[0-9]{2})[0-9]{3}-(?!00)[0-9]{2}-(?!0000)([0-9]{4})(?![0-9-])")
+_PHONE = re.compile(
+    r"(?<![\w+])(?:\+[0-9](?:[ .()-]{0,2}[0-9]){6,14}"  # international: +49 30 1234567
+    r"|\(?[0-9]{3}\)?[ .-][0-9]{3}[ .-][0-9]{4})(?![0-9])")  # North American: (555) 123-4567
+_IPV4 = re.compile(r"(?<![0-9.])((?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9]))"
+                   r"(?:\.(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])){3}(?![0-9]|\.[0-9])")
+_IPV6 = re.compile(r"(?<![0-9A-Fa-f:])[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?![0-9A-Fa-f:])")
+
+
+def _luhn(digits: str) -> bool:
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = ord(ch) - 48
+        if i % 2:
+            d = d * 2 - 9 if d > 4 else d * 2
+        total += d
+    return total % 10 == 0
+
+
+def _iban_valid(text: str) -> bool:
+    s = text[4:] + text[:4]
+    return int("".join(str(int(ch, 36)) for ch in s)) % 97 == 1
+
+
+def _mask_email(m: re.Match[str]) -> str:
+    return f"{m.group(1)}***@{m.group(2)}"
+
+
+def _mask_iban(m: re.Match[str]) -> str:
+    compact = (m.group(1) + m.group(2)).replace(" ", "")
+    if not 15 <= len(compact) <= 34 or not _iban_valid(compact):
+        return m.group(0)
+    return compact[:2] + "*" * (len(compact) - 6) + compact[-4:]
+
+
+def _mask_card(m: re.Match[str]) -> str:
+    digits = re.sub(r"[ -]", "", m.group(0))
+    if not 13 <= len(digits) <= 19 or not _luhn(digits):
+        return m.group(0)
+    return "****" + digits[-4:]
+
+
+def _mask_phone(m: re.Match[str]) -> str:
+    digits = re.sub(r"[^0-9]", "", m.group(0))
+    return "***" + digits[-4:]
+
+
+def _mask_ipv4(m: re.Match[str]) -> str:
+    return f"{m.group(1)}.*.*.*"
+
+
+def _mask_ipv6(m: re.Match[str]) -> str:
+    text = m.group(0)
+    try:
+        ipaddress.IPv6Address(text)
+    except ValueError:
+        return text
+    head = text.split(":", 1)[0]
+    return f"{head}:*" if head else "*:*"
+
+
+def mask_credentials(text: str) -> str:
+    """``text`` with passwords in URLs, bearer/basic credentials and JWTs redacted."""
+    if "://" in text and "@" in text:
+        text = _URL_PASSWORD.sub(rf"\1:{REDACTED}@", text)
+    if "Bearer" in text or "Basic" in text:
+        text = _BEARER.sub(rf"\1 {REDACTED}", text)
+    if "eyJ" in text:
+        text = _JWT.sub(REDACTED, text)
+    return text
+
+
+_NO_DIGITS = str.maketrans("", "", "0123456789")
+
+
+def mask_personal_data(text: str) -> str:
+    """``text`` with credentials, e-mails, card numbers, national ids, phones and IPs masked.
+
+    A mask can expose another pattern (``a@b.io4111…`` only reads as an address once the
+    card number after it is masked), so passes repeat until nothing changes: masking the
+    result again changes nothing.
+    """
+    for _ in range(5):
+        masked = _mask_once(text)
+        if masked == text:
+            break
+        text = masked
+    return text
+
+
+def _mask_once(text: str) -> str:
+    text = mask_credentials(text)
+    if "@" in text:
+        text = _EMAIL.sub(_mask_email, text)
+    digits = len(text) - len(text.translate(_NO_DIGITS))
+    if digits >= 7:  # the shortest phone number; cards, ids and IBANs have more
+        text = _IBAN.sub(_mask_iban, text)
+        text = _SSN.sub(r"***-**-\1", text)
+        text = _CARD.sub(_mask_card, text)
+        text = _PHONE.sub(_mask_phone, text)
+    if digits >= 4 and text.count(".") >= 3:
+        text = _IPV4.sub(_mask_ipv4, text)
+    if text.count(":") >= 2:
+        text = _IPV6.sub(_mask_ipv6, text)
+    return text
+
+
+# ---------------------------------------------------------------------- walking values
+
+_KEYS: dict[Any, bool] = {}  # is_secret_key by key, without lru_cache's call overhead
+
+
+def _key_is_secret(key: Any) -> bool:
+    if len(_KEYS) > 20_000:  # keys are mostly a fixed vocabulary; bound it anyway
+        _KEYS.clear()
+    secret = _KEYS[key] = is_secret_key(key if isinstance(key, str) else str(key))
+    return secret
+
+
+def redact(value: Any, level: str) -> Any:
+    """What the store keeps of ``value`` under ``level`` (``full``, ``redacted``, ``metadata``)."""
+    if level == "redacted":
+        return _walk(value, mask_personal_data)
+    if level == "full":
+        return _walk(value, mask_credentials)
+    if level == "metadata":
+        return shape(value)
+    raise ValueError(f"unknown record level {level!r}: expected one of {', '.join(LEVELS)}")
+
+
+def redact_secrets(value: Any) -> Any:
+    """``value`` with secrets removed: what is stored under secret-looking keys, and
+    credentials inside strings (URL passwords, bearer/basic credentials, JWTs)."""
+    return _walk(value, mask_credentials)
+
+
+_SCALARS = (int, float, bool, type(None))
+
+
+def _walk(value: Any, mask: Callable[[str], str]) -> Any:
+    """``value`` with secrets and (per ``mask``) strings redacted; unchanged parts shared."""
+    kind = type(value)
+    if kind is dict:
+        out: dict[Any, Any] | None = None
+        keys = _KEYS
+        for k, v in value.items():
+            secret = keys.get(k)
+            if secret is None:
+                secret = _key_is_secret(k)
+            vk = type(v)
+            if secret:
+                if v is None or (vk is str and v == REDACTED):
+                    continue
+                new: Any = REDACTED
+            elif vk is str:
+                new = mask(v)
+                if new == v:
+                    continue
+            elif vk in _SCALARS:
+                continue
+            else:
+                new = _walk(v, mask)
+                if new is v:
+                    continue
+            if out is None:
+                out = dict(value)
+            out[k] = new
+        return value if out is None else out
+    if kind is list or kind is tuple:
+        items: list[Any] | None = None
+        for i, v in enumerate(value):
+            vk = type(v)
+            if vk is str:
+                new = mask(v)
+                if new == v:
+                    continue
+            elif vk in _SCALARS:
+                continue
+            else:
+                new = _walk(v, mask)
+                if new is v:
+                    continue
+            if items is None:
+                items = list(value)
+            items[i] = new
+        if items is None:
+            return value
+        return items if kind is list else tuple(items)
+    if kind is str:
+        masked = mask(value)
+        return value if masked == value else masked
+    if isinstance(value, dict | list | tuple | str):  # subclasses: same rules, plain results
+        base = dict(value) if isinstance(value, dict) else (
+            str(value) if isinstance(value, str) else list(value))
+        result = _walk(base, mask)
+        return value if result is base or (type(base) is str and result == base) else result
+    return value
+
+
+_TYPE_NAMES = {str: "string", bool: "boolean", int: "integer", float: "number",
+               type(None): "null"}
+
+
+def shape(value: Any) -> Any:
+    """The shape of ``value`` without any of its content (the ``metadata`` level)."""
+    if isinstance(value, dict):
+        return {str(k): shape(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        out: dict[str, Any] = {"type": "array", "length": len(value)}
+        if value:
+            out["items"] = shape(value[0])
+        return out
+    for kind, name in _TYPE_NAMES.items():  # bool before int: True is an int too
+        if isinstance(value, kind):
+            return name
+    return type(value).__name__
