@@ -17,7 +17,7 @@ from typing import Any
 
 from engine.config.model import Definition, PipelineDef
 from engine.errors import ConfigError, Diagnostic, NotFoundError, WorkflowError
-from engine.executor import ExecutionRun, prepare
+from engine.executor import ExecutionRun, RunControls, StepHooks, prepare
 from engine.idempotency import IdempotencyKeys
 from engine.steps.base import Registry, default_registry
 from engine.store.records import EventRecord, ExecutionRecord, StepRunRecord
@@ -81,6 +81,7 @@ class Engine:
         self.shared_state: dict[tuple[str, str, str], dict[str, Any]] = {}
         self.idempotency = IdempotencyKeys(store)
         self.running: dict[str, tuple[ExecutionRun, asyncio.Task[None]]] = {}
+        self.hooks: StepHooks | None = None  # the studio service's debugger and mocks
         self._background: set[asyncio.Task[Any]] = set()
         for pipeline in definition.pipelines.values():
             for step in [*pipeline.steps, *pipeline.compensation]:
@@ -160,11 +161,12 @@ class Engine:
 
     async def run(self, pipeline: str, payload: Any = None, *, execution_id: str | None = None,
                   parent_id: str | None = None, replay_of: str | None = None,
-                  trigger_type: str | None = None, _depth: int = 0) -> Execution:
+                  trigger_type: str | None = None, controls: RunControls | None = None,
+                  _depth: int = 0) -> Execution:
         """Run ``pipeline`` with ``payload`` as its trigger; returns when it has finished and
         its events are durable."""
         run = self._new_run(pipeline, payload, execution_id, parent_id, replay_of, trigger_type,
-                            _depth)
+                            _depth, controls)
         task = asyncio.ensure_future(run.execute())
         self.running[run.record.id] = (run, task)
         try:
@@ -176,11 +178,11 @@ class Engine:
 
     def _new_run(self, pipeline: str, payload: Any, execution_id: str | None,
                  parent_id: str | None, replay_of: str | None, trigger_type: str | None,
-                 depth: int) -> ExecutionRun:
+                 depth: int, controls: RunControls | None = None) -> ExecutionRun:
         return ExecutionRun(self, self.pipeline(pipeline), payload,
                             execution_id=execution_id or uuid.uuid4().hex,
                             parent_id=parent_id, replay_of=replay_of, trigger_type=trigger_type,
-                            definition_hash=self.definition.hash, depth=depth)
+                            definition_hash=self.definition.hash, depth=depth, controls=controls)
 
     def _after(self, run: ExecutionRun) -> None:
         """Dead-letter a failed execution of a pipeline with ``dlq`` enabled."""
@@ -265,7 +267,7 @@ class Engine:
 
 def _execution(run: ExecutionRun) -> Execution:
     r = run.record
-    return Execution(id=r.id, pipeline=r.pipeline, status=r.status, output=r.output, error=r.error,
+    return Execution(id=r.id, pipeline=r.pipeline, status=r.status, output=run.output, error=r.error,
                      response=run.response, duration_ms=r.duration_ms, started_at=r.started_at,
                      ended_at=r.ended_at, parent_id=r.parent_id, replay_of=r.replay_of)
 

@@ -12,9 +12,9 @@ import json
 import random
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from engine.config.model import PipelineDef, StepDef
 from engine.context import Scope
@@ -65,6 +65,55 @@ def prepare(step: StepDef, types: Mapping[str, StepType]) -> None:
         prepare(step.compensate, types)
 
 
+@dataclass(slots=True)
+class MockAnswer:
+    """What a mock makes a step return instead of running it."""
+
+    id: str
+    output: Any = None
+    error: dict[str, Any] | None = None  # {message, type?, status?}: fail instead
+    delay_ms: float = 0.0
+
+
+@dataclass(slots=True)
+class Reused:
+    """A step output taken from an earlier execution's record (replay ``from_step``)."""
+
+    name: str
+    path: str
+    type: str
+    output: Any
+
+
+class StepHooks(Protocol):
+    """The debugger and the mock book, consulted by the executor around every step."""
+
+    async def before_step(self, run: ExecutionRun, step: StepDef, path: str,
+                          scope: Scope) -> str | None:
+        """None to run the step, "skip" to skip it; may pause; raises Aborted to stop."""
+
+    def mock_for(self, run: ExecutionRun, step: StepDef, path: str) -> MockAnswer | None:
+        """The enabled mock answering this step, if any."""
+
+
+class Aborted(Exception):
+    """The debugger's ``abort``: the execution ends cancelled."""
+
+
+@dataclass
+class RunControls:
+    """Per-execution switches set by the service (run options, replays)."""
+
+    mocks: bool = True
+    breakpoints: bool = True
+    replay_mocks: dict[str, MockAnswer] = field(default_factory=dict)  # by step path
+    reused: list[Reused] = field(default_factory=list)
+    start_at: str | None = None  # top-level step to start at (replay from_step)
+    replay: dict[str, Any] | None = None  # {mode, from_step, patch} for execution.started
+    origin: dict[str, Any] | None = None  # e.g. {dlq_entry} or {backfill}: why this run exists
+    record: str | None = None  # overrides the pipeline's ``record`` level
+
+
 class Failure(Exception):
     """A step failed and its strategy ends the execution (``stop`` or ``compensate``)."""
 
@@ -109,13 +158,17 @@ class ExecutionRun:
     def __init__(self, engine: Engine, pipeline: PipelineDef, payload: Any, *, execution_id: str,
                  parent_id: str | None = None, replay_of: str | None = None,
                  trigger_type: str | None = None, definition_hash: str = "",
-                 depth: int = 0):
+                 depth: int = 0, controls: RunControls | None = None):
         self.engine = engine
         self.pipeline = pipeline
         self.payload = payload
         self.depth = depth
         self.recorder = engine.recorder
-        self.level = pipeline.record
+        self.controls = controls or RunControls()
+        self.hooks: StepHooks | None = engine.hooks
+        self.level = self.controls.record or pipeline.record
+        self.step_over = False  # the debugger's step_over: pause before the next step
+        self.first_step = True  # "pause new runs" pauses before the very first step
         self.seq = 0
         self.jumps = 0
         self.cancel_requested = False
@@ -128,6 +181,7 @@ class ExecutionRun:
             definition_hash=definition_hash, parent_id=parent_id, replay_of=replay_of,
         )
         self.response: dict[str, Any] | None = None
+        self.output: Any = None
         meta = {
             "execution_id": execution_id, "pipeline": pipeline.name,
             "started_at": datetime.fromtimestamp(now, UTC).isoformat(timespec="milliseconds"),
@@ -163,16 +217,21 @@ class ExecutionRun:
             started["parent_id"] = self.record.parent_id
         if self.record.replay_of:
             started["replay_of"] = self.record.replay_of
+        if self.controls.replay is not None:
+            started["replay"] = self.controls.replay
+        if self.controls.origin is not None:
+            started["origin"] = self.controls.origin
         if self.recorder is not None:
             self.recorder.execution(self.record)
         self.emit("execution.started", started)
         output: Any = None
+        start = self._reuse_recorded()
         try:
             if pipeline.timeout:
                 async with asyncio.timeout(pipeline.timeout):
-                    outcome = await self.run_sequence(pipeline.steps, self.scope, "", None)
+                    outcome = await self.run_sequence(pipeline.steps, self.scope, "", None, start)
             else:
-                outcome = await self.run_sequence(pipeline.steps, self.scope, "", None)
+                outcome = await self.run_sequence(pipeline.steps, self.scope, "", None, start)
             self.response = outcome.response
             output = outcome.output if outcome.stop else self.scope.current
             self._finish("completed", output=output)
@@ -188,6 +247,10 @@ class ExecutionRun:
         except TimeoutError:
             message = f"pipeline {pipeline.name!r} timed out after {pipeline.timeout:g}s"
             self._finish("failed", error={"message": message, "type": "timeout"})
+        except Aborted:
+            self.cancel_requested = True
+            self._finish("cancelled", error={"message": "aborted in the debugger",
+                                             "type": "aborted"}, reason="aborted in the debugger")
         except asyncio.CancelledError:
             self._finish("cancelled", error={"message": "cancelled", "type": "cancelled"})
             if not self.cancel_requested:
@@ -196,20 +259,43 @@ class ExecutionRun:
             if self.recorder is not None:
                 await asyncio.shield(self.recorder.flush())
 
+    def _reuse_recorded(self) -> int:
+        """Replay ``from_step``: record the reused outputs and return the index to start at."""
+        for reused in self.controls.reused:
+            seq = self.emit("step.started", {"step": reused.name, "path": reused.path,
+                                             "attempt": 1, "type": reused.type, "reused": True})
+            self.emit("step.output", {"step": reused.name, "path": reused.path,
+                                      "output": redact(reused.output, self.level), "reused": True})
+            self.emit("step.completed", {"step": reused.name, "path": reused.path,
+                                         "duration_ms": 0.0, "reused": True})
+            if self.recorder is not None:
+                now = time.time()
+                self._save_run(StepRunRecord(self.record.id, reused.path, reused.name, reused.type,
+                                             seq, status="completed", started_at=now, ended_at=now,
+                                             duration_ms=0.0, flags=["reused"]))
+            self.scope.record(reused.name, reused.output)
+        if self.controls.start_at is None:
+            return 0
+        for index, step in enumerate(self.pipeline.steps):
+            if step.name == self.controls.start_at:
+                return index
+        raise ValueError(f"no top-level step {self.controls.start_at!r} in {self.pipeline.name!r}")
+
     def _finish(self, status: str, *, output: Any = None, error: dict[str, Any] | None = None,
-                compensated: list[str] | None = None) -> None:
+                compensated: list[str] | None = None, reason: str | None = None) -> None:
         rec = self.record
         rec.status = status
         rec.ended_at = time.time()
         rec.duration_ms = round((rec.ended_at - rec.started_at) * 1000, 3)
-        rec.output = output
+        self.output = output  # what run() returns; the stored summary is redacted like the events
+        rec.output = redact(output, self.level)
         rec.error = error
         if status == "completed":
             self.emit("execution.completed", {"output": redact(output, self.level),
                                               "duration_ms": rec.duration_ms})
         elif status == "cancelled":
-            self.emit("execution.cancelled", {"reason": "cancelled by request"
-                                              if self.cancel_requested else "cancelled"})
+            self.emit("execution.cancelled", {"reason": reason or ("cancelled by request"
+                                              if self.cancel_requested else "cancelled")})
         elif status == "compensated":
             self.emit("execution.compensated", {"steps": compensated or [], "error": error,
                                                 "duration_ms": rec.duration_ms})
@@ -224,9 +310,9 @@ class ExecutionRun:
     # ------------------------------------------------------------------ sequences and steps
 
     async def run_sequence(self, steps: list[StepDef], scope: Scope, prefix: str,
-                           iteration: int | None) -> Outcome:
+                           iteration: int | None, start: int = 0) -> Outcome:
         """Run ``steps`` in order, following stops and jumps. Returns the last outcome."""
-        index = 0
+        index = start
         last = Outcome()
         count = len(steps)
         while index < count:
@@ -264,6 +350,8 @@ class ExecutionRun:
                 return self._skip(step, path, "skip_if")
         except ExpressionError as exc:
             return self._on_error(step, path, scope, StepError(str(exc), type="expression"))
+        if self.hooks is not None and await self.hooks.before_step(self, step, path, scope) == "skip":
+            return self._skip(step, path, "debugger")
 
         policy = step.retry
         attempts = policy.max_attempts if policy else 1
@@ -339,7 +427,10 @@ class ExecutionRun:
             if recording:
                 self.emit("step.input", {"step": step.name, "path": path,
                                          "input": redact(config, self.level)})
-            if prepared.idempotency_key is not None:
+            mock = self._mock(step, path)
+            if mock is not None:
+                result = await self._mocked(step, path, mock, run)
+            elif prepared.idempotency_key is not None:
                 result = await self._idempotent(step, prepared, path, ctx, config, run)
             else:
                 result = await self._invoke(step, prepared, ctx, config)
@@ -369,6 +460,24 @@ class ExecutionRun:
                 run.flags.append("routed")
             self.emit("step.completed", {"step": step.name, "path": path, "duration_ms": duration})
         return result
+
+    def _mock(self, step: StepDef, path: str) -> MockAnswer | None:
+        answer = self.controls.replay_mocks.get(path)
+        if answer is None and self.hooks is not None and self.controls.mocks:
+            answer = self.hooks.mock_for(self, step, path)
+        return answer
+
+    async def _mocked(self, step: StepDef, path: str, mock: MockAnswer,
+                      run: StepRunRecord | None) -> StepResult:
+        self.emit("step.mocked", {"step": step.name, "path": path, "mock_id": mock.id})
+        if run is not None:
+            run.flags.append("mocked")
+        if mock.delay_ms:
+            await asyncio.sleep(mock.delay_ms / 1000)
+        if mock.error is not None:
+            raise StepError(str(mock.error.get("message", "mocked error")),
+                            type=str(mock.error.get("type", "mocked")), status=mock.error.get("status"))
+        return StepResult(output={} if mock.output is None else mock.output)
 
     def _end_run(self, run: StepRunRecord, status: str, error: str | None) -> float:
         run.ended_at = time.time()
