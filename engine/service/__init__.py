@@ -1,0 +1,1 @@
+"""The studio service: one async interface (protocol.py) with a local implementation (local.py)."""

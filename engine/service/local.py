@@ -1,0 +1,557 @@
+"""The local implementation of the studio service: the embedded engine and store, in-process.
+
+One ``Engine`` per loaded file, all sharing one store, one debugger, one mock book, one
+live-event hub and one set of process-wide step state (circuit breakers, rate limits).
+Replays of an older definition run on an engine built from the stored snapshot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterable
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+from sqlalchemy import select
+
+from engine import __version__
+from engine.api import Engine, Execution
+from engine.config.loader import load_file, load_sources, load_text
+from engine.config.model import Definition
+from engine.errors import ConfigError
+from engine.executor import ExecutionRun, MockAnswer, RunControls
+from engine.idempotency import IdempotencyKeys
+from engine.service.backfill import BackfillManager
+from engine.service.debugger import Debugger
+from engine.service.diff import diff_executions
+from engine.service.dlq import DlqManager
+from engine.service.errors import Conflict, InvalidInput, NotFound
+from engine.service.live import EventHub
+from engine.service.mocks import MockBook
+from engine.service.models import (
+    Backfill,
+    BackfillRequest,
+    Breakpoint,
+    DefinitionText,
+    DiagnosticInfo,
+    DlqEntry,
+    DlqFilter,
+    DlqRetryResult,
+    Event,
+    EventSchemaInfo,
+    ExecutionDiff,
+    ExecutionFilter,
+    ExecutionPage,
+    ExecutionSummary,
+    Mock,
+    MockMode,
+    PausedExecution,
+    PipelineInfo,
+    PluginInfo,
+    ReplayOptions,
+    ReplayPlan,
+    ResumeAction,
+    RunOptions,
+    RunResult,
+    StepRun,
+    StepTypeInfo,
+    Timeline,
+    VersionInfo,
+)
+from engine.service.protocol import Progress
+from engine.service.replay import PreparedReplay, prepare_replay
+from engine.steps.base import Registry, default_registry
+from engine.store import models
+from engine.store.records import ExecutionRecord
+from engine.store.store import Store
+
+
+class _Hooks:
+    """The executor's view of the debugger and the mock book."""
+
+    def __init__(self, debugger: Debugger, mocks: MockBook):
+        self.debugger = debugger
+        self.mocks = mocks
+
+    async def before_step(self, run: ExecutionRun, step: Any, path: str, scope: Any) -> str | None:
+        return await self.debugger.before_step(run, step, path, scope)
+
+    def mock_for(self, run: ExecutionRun, step: Any, path: str) -> MockAnswer | None:
+        return self.mocks.mock_for(run, step, path)
+
+
+class LocalService:
+    """``StudioService`` over the embedded engine. Open with ``await LocalService.open(...)``."""
+
+    def __init__(self, store: Store, *, registry: Registry | None = None,
+                 env: dict[str, str] | None = None, owns_store: bool = False):
+        self.store = store
+        self.registry = registry or default_registry()
+        self.env = env
+        self._owns_store = owns_store
+        self.debugger = Debugger(store)
+        self.mocks = MockBook(store)
+        self.hooks = _Hooks(self.debugger, self.mocks)
+        self.hub = EventHub()
+        self.hub.attach(store.recorder)
+        self.shared_state: dict[tuple[str, str, str], dict[str, Any]] = {}
+        self.idempotency = IdempotencyKeys(store)
+        self._engines: dict[str, Engine] = {}  # by file
+        self._snapshots: dict[str, Engine] = {}  # by definition hash, for replays
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self.dlq = DlqManager(store, self._run_linked)
+        self.backfills = BackfillManager(store, self._run_linked, self._pipeline_names)
+
+    @classmethod
+    async def open(cls, files: Iterable[str | os.PathLike[str]] = (), *, store: str | None = None,
+                   registry: Registry | None = None) -> LocalService:
+        opened = Store.open(store)
+        service = cls(opened, registry=registry, owns_store=True)
+        try:
+            for file in files:
+                await service.load_file(file)
+        except BaseException:
+            await service.close()
+            raise
+        return service
+
+    async def __aenter__(self) -> LocalService:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        self.debugger.abort_all()
+        await self.backfills.close()
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        for engine in [*self._engines.values(), *self._snapshots.values()]:
+            await engine.close()
+        self._engines.clear()
+        self._snapshots.clear()
+        self.hub.detach(self.store.recorder)
+        await self.store.recorder.flush()
+        if self._owns_store:
+            self.store.close()
+
+    # ------------------------------------------------------------------ engines
+
+    async def _engine_for(self, definition: Definition) -> Engine:
+        engine = Engine(definition, store=self.store, registry=self.registry, env=self.env)
+        engine.hooks = self.hooks
+        engine.shared_state = self.shared_state
+        engine.idempotency = self.idempotency
+        await engine.start()
+        return engine
+
+    async def load_file(self, file: str | os.PathLike[str]) -> list[str]:
+        """Load (or reload) a pipeline file; returns its pipeline names."""
+        definition = load_file(os.fspath(file), registry=self.registry, env=self.env)
+        return await self._install(definition)
+
+    async def _install(self, definition: Definition) -> list[str]:
+        clash = {name: other.definition.path for other in self._engines.values()
+                 if other.definition.path != definition.path
+                 for name in other.definition.pipelines if name in definition.pipelines}
+        if clash:
+            name, where = next(iter(clash.items()))
+            raise Conflict(f"pipeline {name!r} of {definition.path} is already defined in {where}")
+        engine = await self._engine_for(definition)
+        old = self._engines.pop(definition.path, None)
+        self._engines[definition.path] = engine
+        if old is not None and not old.running:
+            await old.close()
+        return list(definition.pipelines)
+
+    def _engine(self, pipeline: str) -> Engine:
+        for engine in self._engines.values():
+            if pipeline in engine.definition.pipelines:
+                return engine
+        known = ", ".join(sorted(self._pipeline_names())) or "none loaded"
+        raise NotFound(f"no pipeline named {pipeline!r} (pipelines: {known})")
+
+    def _pipeline_names(self) -> set[str]:
+        return {name for e in self._engines.values() for name in e.definition.pipelines}
+
+    async def _snapshot_engine(self, definition_hash: str) -> Engine:
+        for engine in self._engines.values():
+            if engine.definition.hash == definition_hash:
+                return engine
+        engine = self._snapshots.get(definition_hash)
+        if engine is None:
+            sources = self.store.get_definition(definition_hash)
+            if not sources:
+                raise NotFound(f"the definition snapshot {definition_hash[:12]} is not in the "
+                               "store: replay with use_current_definition")
+            root = next(iter(sources))
+            try:
+                definition = load_sources(sources, root, registry=self.registry, env=self.env)
+            except ConfigError as exc:
+                raise InvalidInput(f"the original definition no longer loads ({exc}): replay "
+                                   "with use_current_definition") from None
+            engine = await self._engine_for(definition)
+            self._snapshots[definition_hash] = engine
+        return engine
+
+    def _find_running(self, execution_id: str) -> Engine | None:
+        for engine in [*self._engines.values(), *self._snapshots.values()]:
+            if execution_id in engine.running:
+                return engine
+        return None
+
+    # ------------------------------------------------------------------ info and definitions
+
+    async def version(self) -> VersionInfo:
+        return VersionInfo(engine_version=__version__, backend="local", store=self.store.url)
+
+    async def health(self) -> dict[str, Any]:
+        return {"ok": True, "store": self.store.dialect, "pipelines": len(self._pipeline_names()),
+                "running": sum(len(e.running) for e in self._engines.values())}
+
+    async def list_pipelines(self) -> list[PipelineInfo]:
+        infos = []
+        for engine in self._engines.values():
+            d = engine.definition
+            for p in d.pipelines.values():
+                infos.append(PipelineInfo(
+                    name=p.name, file=d.path, description=p.description,
+                    trigger={"type": p.trigger.type, "config": p.trigger.config},
+                    steps=[{"name": s.name, "type": s.type} for s in p.steps],
+                    definition_hash=d.hash))
+        return sorted(infos, key=lambda i: i.name)
+
+    async def get_definition(self, pipeline: str) -> DefinitionText:
+        d = self._engine(pipeline).definition
+        return DefinitionText(file=d.path, text=d.sources.get(d.path, ""), hash=d.hash,
+                              pipelines=list(d.pipelines))
+
+    async def validate(self, yaml_text: str, file: str = "<text>") -> list[DiagnosticInfo]:
+        try:
+            definition = load_text(yaml_text, file, registry=self.registry, env=self.env)
+        except ConfigError as exc:
+            return [_diagnostic(d) for d in exc.diagnostics]
+        return [_diagnostic(d) for d in definition.warnings]
+
+    async def step_types(self) -> list[StepTypeInfo]:
+        return [StepTypeInfo(name=t.name, description=t.description, category=t.category,
+                             schema=t.schema, output=t.output, example=t.example)
+                for t in sorted(self.registry.steps.values(), key=lambda t: t.name)]
+
+    async def put_definition(self, yaml_text: str, file: str) -> DefinitionText:
+        """Validate ``yaml_text``, write it to ``file`` and (re)load it; invalid text changes nothing."""
+        try:
+            definition = load_text(yaml_text, file, registry=self.registry, env=self.env)
+        except ConfigError as exc:
+            raise InvalidInput(str(exc), details=[_diagnostic(d).model_dump()
+                                                  for d in exc.diagnostics]) from None
+        path = Path(file)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:6]}.tmp")
+        tmp.write_text(yaml_text, encoding="utf-8")
+        os.replace(tmp, path)  # atomic: a reader never sees half a file
+        definition = load_file(file, registry=self.registry, env=self.env)
+        await self._install(definition)
+        return DefinitionText(file=definition.path, text=yaml_text, hash=definition.hash,
+                              pipelines=list(definition.pipelines))
+
+    # ------------------------------------------------------------------ runs
+
+    async def run(self, pipeline: str, input: Any = None,
+                  options: RunOptions | None = None) -> RunResult:
+        options = options or RunOptions()
+        engine = self._engine(pipeline)
+        controls = RunControls(mocks=options.mocks, breakpoints=options.breakpoints,
+                               record=options.record)
+        return await self._start(engine, pipeline, input, controls, options.wait)
+
+    async def _start(self, engine: Engine, pipeline: str, payload: Any, controls: RunControls,
+                     wait: bool, *, replay_of: str | None = None,
+                     trigger_type: str | None = None) -> RunResult:
+        execution_id = uuid.uuid4().hex
+        coro = engine.run(pipeline, payload, execution_id=execution_id, replay_of=replay_of,
+                          trigger_type=trigger_type, controls=controls)
+        if wait:
+            return _result(await coro)
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        while not task.done():  # until the execution exists: its start event is recorded
+            entry = engine.running.get(execution_id)
+            if entry is not None and entry[0].seq > 0:
+                break
+            await asyncio.sleep(0)
+        return RunResult(execution_id=execution_id, status="running")
+
+    async def _run_linked(self, pipeline: str, payload: Any, origin: dict[str, Any],
+                          trigger_type: str) -> RunResult:
+        """DLQ retries and backfills: a new execution whose start event says why it exists."""
+        engine = self._engine(pipeline)
+        return await self._start(engine, pipeline, payload, RunControls(origin=origin), True,
+                                 trigger_type=trigger_type)
+
+    async def cancel(self, execution_id: str) -> bool:
+        engine = self._find_running(execution_id)
+        if engine is None:
+            await self.store.recorder.flush()
+            self._record(execution_id)  # unknown ids are NotFound, finished ones just False
+            return False
+        return await engine.cancel(execution_id)
+
+    # ------------------------------------------------------------------ executions
+
+    def _record(self, execution_id: str) -> ExecutionRecord:
+        record = self.store.get_execution(execution_id)
+        if record is None:
+            raise NotFound(f"no execution {execution_id!r}")
+        return record
+
+    async def list_executions(self, filter: ExecutionFilter | None = None) -> ExecutionPage:
+        f = filter or ExecutionFilter()
+        try:
+            rows, cursor = self.store.list_executions(
+                pipeline=f.pipeline, status=f.status, since=f.since, until=f.until, text=f.text,
+                limit=f.limit, cursor=f.cursor)
+        except ValueError as exc:
+            raise InvalidInput(str(exc)) from None
+        return ExecutionPage(items=[_summary(r) for r in rows], next_cursor=cursor)
+
+    async def get_execution(self, execution_id: str) -> ExecutionSummary:
+        await self.store.recorder.flush()  # read your own writes
+        return _summary(self._record(execution_id))
+
+    async def timeline(self, execution_id: str) -> Timeline:
+        await self.store.recorder.flush()  # read your own writes
+        record = self._record(execution_id)
+        runs = self.store.timeline(execution_id)
+        return Timeline(execution=_summary(record),
+                        steps=[StepRun.model_validate(r, from_attributes=True) for r in runs])
+
+    async def events(self, execution_id: str, after_seq: int = 0, types: list[str] | None = None,
+                     limit: int = 1000) -> list[Event]:
+        await self.store.recorder.flush()  # read your own writes
+        self._record(execution_id)
+        return [Event.model_validate(e, from_attributes=True)
+                for e in self.store.events(execution_id, after_seq=after_seq, types=types,
+                                           limit=max(1, min(limit, 10_000)))]
+
+    async def subscribe(self, execution_id: str | None = None,
+                        after_seq: int = 0) -> AsyncIterator[Event]:
+        if execution_id is not None and self._find_running(execution_id) is None:
+            self._record(execution_id)
+        async for event in self.hub.subscribe(self.store, self.store.recorder, execution_id,
+                                              after_seq):
+            yield Event.model_validate(event, from_attributes=True)
+
+    # ------------------------------------------------------------------ replay and diff
+
+    async def _prepare_replay(self, execution_id: str, options: ReplayOptions) -> PreparedReplay:
+        await self.store.recorder.flush()
+        original = self.store.get_execution(execution_id)
+        if original is None:
+            raise NotFound(f"no execution {execution_id!r} to replay")
+        engine = (self._engine(original.pipeline) if options.use_current_definition
+                  else await self._snapshot_engine(original.definition_hash))
+        pipeline = engine.definition.pipelines.get(original.pipeline)
+        if pipeline is None:
+            raise InvalidInput(f"pipeline {original.pipeline!r} is not in the definition to replay")
+        mocked = {m.step for m in self.mocks.list(original.pipeline) if m.enabled}
+        return prepare_replay(self.store, original, execution_id, options, pipeline,
+                              engine.definition.hash, mocked)
+
+    async def replay_plan(self, execution_id: str,
+                          options: ReplayOptions | None = None) -> ReplayPlan:
+        return (await self._prepare_replay(execution_id, options or ReplayOptions())).plan
+
+    async def replay(self, execution_id: str, options: ReplayOptions | None = None) -> RunResult:
+        options = options or ReplayOptions()
+        prepared = await self._prepare_replay(execution_id, options)
+        engine = (self._engine(prepared.original.pipeline) if options.use_current_definition
+                  else await self._snapshot_engine(prepared.original.definition_hash))
+        return await self._start(engine, prepared.pipeline.name, prepared.payload,
+                                 prepared.controls, options.wait, replay_of=execution_id,
+                                 trigger_type="replay")
+
+    async def diff(self, a: str, b: str) -> ExecutionDiff:
+        await self.store.recorder.flush()
+        return diff_executions(self.store, a, b)
+
+    # ------------------------------------------------------------------ debugger
+
+    async def list_breakpoints(self) -> list[Breakpoint]:
+        return self.debugger.list()
+
+    async def set_breakpoint(self, pipeline: str, step: str,
+                             condition: str | None = None) -> Breakpoint:
+        self._check_step(pipeline, step)
+        return self.debugger.set(pipeline, step, condition)
+
+    def _check_step(self, pipeline: str, step: str) -> None:
+        definition = self._engine(pipeline).definition.pipelines[pipeline]
+        known: set[str] = set()
+
+        def walk(steps: list[Any], prefix: str) -> None:
+            for s in steps:
+                known.update((s.name, prefix + s.name))
+                for children in s.substeps.values():
+                    walk(children, prefix + s.name + "/")
+
+        walk(definition.steps, "")
+        if step not in known:
+            raise InvalidInput(f"pipeline {pipeline!r} has no step {step!r}")
+
+    async def remove_breakpoint(self, breakpoint_id: str) -> None:
+        self.debugger.remove(breakpoint_id)
+
+    async def enable_breakpoint(self, breakpoint_id: str, enabled: bool = True) -> Breakpoint:
+        return self.debugger.enable(breakpoint_id, enabled)
+
+    async def pause_new_runs(self, pipeline: str, enabled: bool = True) -> None:
+        self._engine(pipeline)
+        self.debugger.pause_new_runs(pipeline, enabled)
+
+    async def paused(self) -> list[PausedExecution]:
+        return self.debugger.paused()
+
+    async def resume(self, execution_id: str, action: ResumeAction = "continue",
+                     patch: list[dict[str, Any]] | None = None) -> None:
+        if not any(p.execution_id == execution_id for p in self.debugger.paused()):
+            self._record(execution_id)
+        self.debugger.resume(execution_id, action, patch)
+
+    # ------------------------------------------------------------------ mocks
+
+    async def list_mocks(self, pipeline: str | None = None) -> list[Mock]:
+        return self.mocks.list(pipeline)
+
+    async def set_mock(self, pipeline: str, step: str, *, mode: MockMode = "fixed",
+                       output: Any = None, error: dict[str, Any] | None = None,
+                       delay_ms: float = 0.0, enabled: bool = True) -> Mock:
+        self._check_step(pipeline, step)
+        return self.mocks.set(pipeline, step, mode=mode, output=output, error=error,
+                              delay_ms=delay_ms, enabled=enabled)
+
+    async def mock_from_execution(self, execution_id: str, step: str) -> Mock:
+        await self.store.recorder.flush()
+        record = self._record(execution_id)
+        output: Any = None
+        found = None
+        after = 0
+        while True:
+            page = self.store.events(execution_id, after_seq=after, types=["step.output"],
+                                     limit=1000)
+            for event in page:
+                if step in (event.data.get("path"), event.data.get("step")):
+                    found, output = event.data.get("path") or step, event.data.get("output")
+            if len(page) < 1000:
+                break
+            after = page[-1].seq
+        if found is None:
+            raise InvalidInput(f"step {step!r} has no recorded output in execution {execution_id!r}")
+        return self.mocks.set(record.pipeline, found, mode="recorded", output=output,
+                              source_execution_id=execution_id)
+
+    async def remove_mock(self, mock_id: str) -> None:
+        self.mocks.remove(mock_id)
+
+    async def clear_mocks(self, pipeline: str | None = None) -> int:
+        return self.mocks.clear(pipeline)
+
+    # ------------------------------------------------------------------ dead-letter queue
+
+    async def list_dlq(self, filter: DlqFilter | None = None) -> list[DlqEntry]:
+        return self.dlq.list(filter or DlqFilter())
+
+    async def dlq_stats(self) -> dict[str, int]:
+        return self.dlq.stats()
+
+    async def get_dlq(self, entry_id: str) -> DlqEntry:
+        return self.dlq.get(entry_id)
+
+    async def retry_dlq(self, entry_ids: list[str], patch: list[dict[str, Any]] | None = None,
+                        progress: Progress | None = None) -> list[DlqRetryResult]:
+        return await self.dlq.retry(entry_ids, patch, progress)
+
+    async def resolve_dlq(self, entry_id: str) -> DlqEntry:
+        return self.dlq.resolve(entry_id)
+
+    async def discard_dlq(self, entry_id: str) -> DlqEntry:
+        return self.dlq.discard(entry_id)
+
+    async def purge_dlq(self, older_than: float) -> int:
+        return self.dlq.purge(older_than)
+
+    # ------------------------------------------------------------------ backfill
+
+    async def start_backfill(self, request: BackfillRequest) -> Backfill:
+        return await self.backfills.start(request)
+
+    async def list_backfills(self) -> list[Backfill]:
+        return self.backfills.list()
+
+    async def get_backfill(self, backfill_id: str) -> Backfill:
+        return self.backfills.get(backfill_id)
+
+    async def cancel_backfill(self, backfill_id: str) -> Backfill:
+        return await self.backfills.cancel(backfill_id)
+
+    # ------------------------------------------------------------------ event schemas
+
+    async def list_schemas(self) -> list[EventSchemaInfo]:
+        with self.store.read() as conn:
+            rows = conn.execute(select(models.event_schemas)
+                                .order_by(models.event_schemas.c.type,
+                                          models.event_schemas.c.version)).mappings().all()
+        stored = [EventSchemaInfo(type=r["type"], version=r["version"], schema=r["schema"])
+                  for r in rows]
+        declared = [EventSchemaInfo(type=name, version=0, schema=schema)
+                    for e in self._engines.values()
+                    for name, schema in e.definition.schemas.items() if isinstance(schema, dict)]
+        return declared + stored
+
+    async def register_schema(self, type: str, schema: dict[str, Any]) -> EventSchemaInfo:
+        try:
+            jsonschema.Draft202012Validator.check_schema(schema)
+        except jsonschema.SchemaError as exc:
+            raise InvalidInput(f"not a valid JSON Schema: {exc.message}") from None
+        versions = [s.version for s in await self.list_schemas() if s.type == type]
+        version = max(versions, default=0) + 1
+        with self.store.begin() as conn:
+            conn.execute(models.event_schemas.insert().values(type=type, version=version,
+                                                              schema=schema, created=time.time()))
+        return EventSchemaInfo(type=type, version=version, schema=schema)
+
+    async def validate_event(self, type: str, data: Any) -> list[str]:
+        schemas = [s for s in await self.list_schemas() if s.type == type]
+        if not schemas:
+            raise NotFound(f"no schema registered for event type {type!r}")
+        latest = max(schemas, key=lambda s: s.version)
+        validator = jsonschema.Draft202012Validator(latest.schema_)
+        return [f"{'/'.join(map(str, e.absolute_path)) or '(root)'}: {e.message}"
+                for e in sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.path)))]
+
+    # ------------------------------------------------------------------ plugins
+
+    async def installed_plugins(self) -> list[PluginInfo]:
+        return [PluginInfo(**p) for p in self.registry.plugins]
+
+
+def _diagnostic(d: Any) -> DiagnosticInfo:
+    return DiagnosticInfo(file=d.file, line=d.line, col=d.col, message=d.message,
+                          severity=d.severity)
+
+
+def _summary(r: ExecutionRecord) -> ExecutionSummary:
+    return ExecutionSummary.model_validate(r, from_attributes=True)
+
+
+def _result(ex: Execution) -> RunResult:
+    return RunResult(execution_id=ex.id, status=ex.status, output=ex.output, error=ex.error,
+                     response=ex.response, duration_ms=ex.duration_ms)
+
