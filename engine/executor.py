@@ -379,9 +379,6 @@ class ExecutionRun:
         scope.record(step.name, output)
         if step.compensate is not None:
             self.compensations.append((step, path, scope, output))
-        if result.jump is not None:
-            self.emit("step.routed", {"step": step.name, "path": path, "next_step": result.jump,
-                                      "matched_value": result.matched_value})
         return Outcome(output=output, stop=result.stop, jump=result.jump, response=result.response)
 
     def _skip(self, step: StepDef, path: str, reason: str) -> Outcome:
@@ -420,12 +417,20 @@ class ExecutionRun:
                 run.flags.append("retried")
             self._save_run(run)
         ctx = StepCtx(self, step, path, scope, iteration, attempt)
+        # Events after step.started name their run exactly: concurrent loop iterations share
+        # a path, so iteration, attempt and the start event's seq tell them apart.
+        which: dict[str, Any] = {}
+        if recording:
+            assert run is not None
+            which = {"attempt": attempt, "started_seq": run.seq}
+            if iteration is not None:
+                which["iteration"] = iteration
         try:
             config = prepared.config.render(scope.vars)
             if prepared.raw:
                 config = {**config, **prepared.raw}
             if recording:
-                self.emit("step.input", {"step": step.name, "path": path,
+                self.emit("step.input", {"step": step.name, "path": path, **which,
                                          "input": redact(config, self.level)})
             mock = self._mock(step, path)
             if mock is not None:
@@ -446,19 +451,23 @@ class ExecutionRun:
             if may_retry:
                 raise _Retry(error) from None
             if recording:
-                self.emit("step.failed", {"step": step.name, "path": path,
+                self.emit("step.failed", {"step": step.name, "path": path, **which,
                                           "error": error.to_dict(), "duration_ms": duration})
             raise error from None
         if recording:
             assert run is not None
             output = result.output
-            self.emit("step.output", {"step": step.name, "path": path,
+            self.emit("step.output", {"step": step.name, "path": path, **which,
                                       "output": redact(output, self.level)})
-            duration = self._end_run(run, "completed", None)
-            run.output_size = _size(output)
             if result.jump is not None:
                 run.flags.append("routed")
-            self.emit("step.completed", {"step": step.name, "path": path, "duration_ms": duration})
+                self.emit("step.routed", {"step": step.name, "path": path, **which,
+                                          "next_step": result.jump,
+                                          "matched_value": result.matched_value})
+            duration = self._end_run(run, "completed", None)
+            run.output_size = _size(output)
+            self.emit("step.completed", {"step": step.name, "path": path, **which,
+                                         "duration_ms": duration})
         return result
 
     def _mock(self, step: StepDef, path: str) -> MockAnswer | None:
@@ -606,6 +615,9 @@ class StepCtx:
     def log(self, level: str, message: str) -> None:
         self.run.emit("log", {"level": level, "message": message, "step": self.step.name,
                               "path": self.path})
+
+    def event(self, type: str, data: dict[str, Any]) -> None:
+        self.run.emit(type, {"step": self.step.name, "path": self.path, **data})
 
     async def run_substeps(self, key: str, *, extra: Mapping[str, Any] | None = None,
                            iteration: int | None = None, isolated: bool = True,

@@ -70,6 +70,9 @@ class StepContext(Protocol):
     def log(self, level: str, message: str) -> None:
         """Record a ``log`` event for this step."""
 
+    def event(self, type: str, data: dict[str, Any]) -> None:
+        """Record a step-specific event (e.g. ``circuit.state_changed``) with step and path."""
+
     async def run_substeps(self, key: str, *, extra: Mapping[str, Any] | None = None,
                            iteration: int | None = None, isolated: bool = True,
                            only: int | None = None) -> SubRun:

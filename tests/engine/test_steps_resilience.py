@@ -27,6 +27,8 @@ async def test_rate_limit_buckets_persist_across_executions_per_key(tmp_path: Pa
         third = await engine.run("p", {"user": "ann"})
         other = await engine.run("p", {"user": "bob"})
         timeline = await engine.timeline(third.id)
+        exceeded = await engine.events(third.id, types=["rate_limit.exceeded"])
+        before = await engine.events(second.id, types=["rate_limit.exceeded"])
     assert first.status == "completed" and first.output["allowed"] is True
     assert first.output["remaining"] == 1
     assert second.status == "completed" and second.output["remaining"] == 0
@@ -36,6 +38,8 @@ async def test_rate_limit_buckets_persist_across_executions_per_key(tmp_path: Pa
         "rate limit exceeded for key 'ann': 1 requests per minute, burst 2; retry in ")
     assert [(r.step, r.status) for r in timeline] == [("limit", "failed")]  # work never ran
     assert other.status == "completed" and other.output["served"] == "bob"
+    assert before == []  # the transition is an event, recorded where it happened
+    assert [(e.data["path"], e.data["key"]) for e in exceeded] == [("limit", "ann")]
 
 
 async def test_rate_limit_default_burst_is_the_per_minute_rate(tmp_path: Path) -> None:
@@ -133,6 +137,11 @@ async def test_circuit_breaker_opens_refuses_and_recovers(tmp_path: Path) -> Non
         assert await _warnings(engine, healed.id) == [
             "circuit breaker guard: open -> half_open (reset_timeout 0.5s elapsed; trying once)",
             "circuit breaker guard: half_open -> closed (trial call succeeded)"]
+        changes = await engine.events(healed.id, types=["circuit.state_changed"])
+        assert [(e.data["from"], e.data["to"]) for e in changes] == [
+            ("open", "half_open"), ("half_open", "closed")]
+        opened = await engine.events(two.id, types=["circuit.state_changed"])
+        assert [(e.data["path"], e.data["to"]) for e in opened] == [("guard", "open")]
 
         # Closed again, with the failure count reset: one failure does not open it.
         again = await engine.run("p", {"fail": True})
