@@ -1,4 +1,4 @@
-"""Duration syntax shared by config, steps and the CLI: ``250ms``, ``5s``, ``2m``, ``1h``, ``1d`` or seconds."""
+"""Durations shared by config, steps and the CLI: ``250ms``, ``5s``, ``2m``, ``1h``, ``1d`` or seconds."""
 
 from __future__ import annotations
 

@@ -22,6 +22,7 @@ from engine.errors import ExpressionError, StepError
 from engine.expressions import Compiled, compile_condition, compile_value, evaluate, truthy
 from engine.redaction import redact
 from engine.steps.base import StepResult, StepType, SubRun
+from engine.store.codec import dumps
 from engine.store.records import EventRecord, ExecutionRecord, StepRunRecord
 
 if TYPE_CHECKING:
@@ -146,10 +147,8 @@ def _as_step_error(exc: BaseException, step: StepDef) -> StepError:
 
 
 def _size(value: Any) -> int:
-    try:
-        return len(json.dumps(value, default=str, separators=(",", ":")))
-    except (TypeError, ValueError):
-        return 0
+    """Size of the output as the store encodes it (shown on the timeline)."""
+    return len(dumps(value))
 
 
 class ExecutionRun:

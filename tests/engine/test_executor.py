@@ -148,7 +148,7 @@ pipelines:
 async def test_step_timeout_cancels_the_running_step(tmp_path: Path) -> None:
     loop = asyncio.get_running_loop()
     started = loop.time()
-    ex, events, timeline = await run(tmp_path, """
+    ex, _, timeline = await run(tmp_path, """
 pipelines:
   p:
     steps:
