@@ -187,6 +187,9 @@ class Engine:
     def _after(self, run: ExecutionRun) -> None:
         """Dead-letter a failed execution of a pipeline with ``dlq`` enabled."""
         record = run.record
+        origin = run.controls.origin or {}
+        if "dlq_entry" in origin:  # a failed retry stays on its own entry, not a new one
+            return
         if run.pipeline.dlq and record.status in ("failed", "compensated"):
             error = (record.error or {}).get("message", record.status)
             self.send_to_dlq(run, (record.error or {}).get("step"), run.payload, str(error),
