@@ -1,7 +1,20 @@
 """``wfstudio``: validate, run and inspect pipelines and read the event store.
 
-Errors a user can cause print one line to stderr and exit non-zero; never a traceback.
-Exit codes: 0 success, 1 invalid files or a failed execution, 2 bad usage or input.
+The verbs over the studio service (replay, diff, dlq, mocks, breakpoints, backfill) are in
+``engine.cli_service``.
+
+Errors a user can cause print one line to stderr (``wfstudio: …``) and exit non-zero; never
+a traceback. Exit codes:
+
+- 0: success.
+- 1: invalid pipeline files (their diagnostics are printed), a failed execution (``run``,
+  ``replay``, a ``dlq retry`` that did not complete, a ``backfill`` with failed runs), a
+  request that conflicts with the current state (``Conflict``: e.g. resolving an entry a
+  retry holds) and any other engine or store error.
+- 2: bad usage or input: bad arguments, invalid JSON, an unknown or ambiguous id or name
+  (``NotFound``), input the service rejects (``InvalidInput``: a patch that does not apply,
+  a step that does not exist, a pipeline that is not loaded).
+- 130: interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
@@ -13,35 +26,23 @@ import os
 import sys
 import time
 from collections.abc import Sequence
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from engine import __version__
-from engine.errors import ConfigError, WorkflowError
+from engine.cli_service import add_commands as add_service_commands
+from engine.cli_service import dump as _dump
+from engine.cli_service import ms as _ms
+from engine.cli_service import store_url as _store_url
+from engine.cli_service import when as _when
+from engine.errors import ConfigError, NotFoundError, WorkflowError
+from engine.service.errors import InvalidInput
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "resources" / "workspace"
 
 
 class UsageError(Exception):
     """Bad command-line input: exit 2 with the message."""
-
-
-def _store_url(args: argparse.Namespace) -> str | None:
-    url: str | None = args.store or os.environ.get("WFSTUDIO_STORE")
-    return url
-
-
-def _dump(value: Any) -> str:
-    return json.dumps(value, indent=2, default=str, ensure_ascii=False)
-
-
-def _when(ts: float | None) -> str:
-    return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S") if ts else "-"
-
-
-def _ms(value: float | None) -> str:
-    return "-" if value is None else f"{value:.1f}ms"
 
 
 # ---------------------------------------------------------------- validate / inspect
@@ -333,6 +334,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--type", action="append", help="only events of this type (repeatable)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_executions)
+
+    add_service_commands(sub, store_help)
     return parser
 
 
@@ -349,7 +352,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for diagnostic in exc.diagnostics:
             print(diagnostic, file=sys.stderr)
         return 1
-    except UsageError as exc:
+    except (UsageError, InvalidInput, NotFoundError) as exc:
         print(f"wfstudio: {exc}", file=sys.stderr)
         return 2
     except WorkflowError as exc:

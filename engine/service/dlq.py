@@ -52,7 +52,6 @@ Progress = Callable[[int, int], None]  # (done, total)
 
 STATUSES = ("pending", "retrying", "resolved", "discarded")
 TRIGGER_TYPE = "dlq_retry"
-DLQ_SEND = "dlq_send"  # error_type of entries written by step.dlq_send
 _PATCH_ERRORS = (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException, TypeError,
                  KeyError, IndexError, ValueError)
 
