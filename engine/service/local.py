@@ -96,7 +96,8 @@ class LocalService:
         self.debugger = Debugger(store)
         self.mocks = MockBook(store)
         self.hooks = _Hooks(self.debugger, self.mocks)
-        self.hub = EventHub()
+        # Steps that never await emit a whole run in one loop turn: room for many such runs.
+        self.hub = EventHub(maxsize=50_000)
         self.hub.attach(store.recorder)
         self.shared_state: dict[tuple[str, str, str], dict[str, Any]] = {}
         self.idempotency = IdempotencyKeys(store)
@@ -136,6 +137,7 @@ class LocalService:
             await engine.close()
         self._engines.clear()
         self._snapshots.clear()
+        self.hub.close()
         self.hub.detach(self.store.recorder)
         await self.store.recorder.flush()
         if self._owns_store:
