@@ -17,7 +17,8 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check engine tests benchmarks
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(BIN)/mypy
+	$(BIN)/python -m pytest -q -p no:cacheprovider --timeout 300
 
 lint: $(STAMP)
 	$(BIN)/ruff check engine tests benchmarks

@@ -23,7 +23,7 @@ from engine.errors import ExpressionError
 from engine.executor import Aborted, ExecutionRun
 from engine.expressions import check_program, compile_condition, truthy
 from engine.service.errors import Conflict, InvalidInput, NotFound
-from engine.service.models import Breakpoint, PausedExecution, ResumeAction
+from engine.service.models import Breakpoint, PausedExecution, PauseReason, ResumeAction
 from engine.store import models
 from engine.store.store import Store
 
@@ -53,7 +53,7 @@ class Debugger:
 
     # ------------------------------------------------------------------ breakpoints
 
-    def list(self) -> list[Breakpoint]:
+    def breakpoints(self) -> list[Breakpoint]:
         return sorted(self._breakpoints.values(), key=lambda b: (b.pipeline, b.step, b.id))
 
     def set(self, pipeline: str, step: str, condition: str | None = None) -> Breakpoint:
@@ -120,7 +120,7 @@ class Debugger:
 
     async def before_step(self, run: ExecutionRun, step: Any, path: str, scope: Scope) -> str | None:
         first, run.first_step = run.first_step, False
-        reason: str | None = None
+        reason: PauseReason | None = None
         hit: Breakpoint | None = None
         if run.step_over:
             reason = "step_over"
@@ -150,7 +150,7 @@ class Debugger:
         except ExpressionError:
             return True  # a condition that cannot be evaluated here stops, so it can be looked at
 
-    async def _pause(self, run: ExecutionRun, step: str, path: str, scope: Scope, reason: str,
+    async def _pause(self, run: ExecutionRun, step: str, path: str, scope: Scope, reason: PauseReason,
                      bp: Breakpoint | None) -> str | None:
         record = run.record
         info = PausedExecution(execution_id=record.id, pipeline=record.pipeline, step=step,

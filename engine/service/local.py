@@ -186,20 +186,21 @@ class LocalService:
         for engine in self._engines.values():
             if engine.definition.hash == definition_hash:
                 return engine
-        engine = self._snapshots.get(definition_hash)
-        if engine is None:
-            sources = self.store.get_definition(definition_hash)
-            if not sources:
-                raise NotFound(f"the definition snapshot {definition_hash[:12]} is not in the "
-                               "store: replay with use_current_definition")
-            root = next(iter(sources))
-            try:
-                definition = load_sources(sources, root, registry=self.registry, env=self.env)
-            except ConfigError as exc:
-                raise InvalidInput(f"the original definition no longer loads ({exc}): replay "
-                                   "with use_current_definition") from None
-            engine = await self._engine_for(definition)
-            self._snapshots[definition_hash] = engine
+        cached = self._snapshots.get(definition_hash)
+        if cached is not None:
+            return cached
+        sources = self.store.get_definition(definition_hash)
+        if not sources:
+            raise NotFound(f"the definition snapshot {definition_hash[:12]} is not in the "
+                           "store: replay with use_current_definition")
+        root = next(iter(sources))
+        try:
+            definition = load_sources(sources, root, registry=self.registry, env=self.env)
+        except ConfigError as exc:
+            raise InvalidInput(f"the original definition no longer loads ({exc}): replay "
+                               "with use_current_definition") from None
+        engine = await self._engine_for(definition)
+        self._snapshots[definition_hash] = engine
         return engine
 
     def _find_running(self, execution_id: str) -> Engine | None:
@@ -243,7 +244,7 @@ class LocalService:
 
     async def step_types(self) -> list[StepTypeInfo]:
         return [StepTypeInfo(name=t.name, description=t.description, category=t.category,
-                             schema=t.schema, output=t.output, example=t.example)
+                             schema_=t.schema, output=t.output, example=t.example)
                 for t in sorted(self.registry.steps.values(), key=lambda t: t.name)]
 
     async def put_definition(self, yaml_text: str, file: str) -> DefinitionText:
@@ -387,7 +388,7 @@ class LocalService:
     # ------------------------------------------------------------------ debugger
 
     async def list_breakpoints(self) -> list[Breakpoint]:
-        return self.debugger.list()
+        return self.debugger.breakpoints()
 
     async def set_breakpoint(self, pipeline: str, step: str,
                              condition: str | None = None) -> Breakpoint:
@@ -510,9 +511,9 @@ class LocalService:
             rows = conn.execute(select(models.event_schemas)
                                 .order_by(models.event_schemas.c.type,
                                           models.event_schemas.c.version)).mappings().all()
-        stored = [EventSchemaInfo(type=r["type"], version=r["version"], schema=r["schema"])
+        stored = [EventSchemaInfo(type=r["type"], version=r["version"], schema_=r["schema"])
                   for r in rows]
-        declared = [EventSchemaInfo(type=name, version=0, schema=schema)
+        declared = [EventSchemaInfo(type=name, version=0, schema_=schema)
                     for e in self._engines.values()
                     for name, schema in e.definition.schemas.items() if isinstance(schema, dict)]
         return declared + stored
@@ -527,7 +528,7 @@ class LocalService:
         with self.store.begin() as conn:
             conn.execute(models.event_schemas.insert().values(type=type, version=version,
                                                               schema=schema, created=time.time()))
-        return EventSchemaInfo(type=type, version=version, schema=schema)
+        return EventSchemaInfo(type=type, version=version, schema_=schema)
 
     async def validate_event(self, type: str, data: Any) -> list[str]:
         schemas = [s for s in await self.list_schemas() if s.type == type]

@@ -7,6 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 ResumeAction = Literal["continue", "step_over", "skip", "abort"]
+PauseReason = Literal["breakpoint", "step_over", "pause"]
 ReplayMode = Literal["exact", "modified", "from_step"]
 MockMode = Literal["fixed", "error", "recorded"]
 
@@ -215,7 +216,7 @@ class PausedExecution(BaseModel):
     pipeline: str
     step: str
     path: str
-    reason: Literal["breakpoint", "step_over", "pause"]
+    reason: PauseReason
     breakpoint_id: str | None = None
     paused_at: float
     context: dict[str, Any]  # {current, steps, trigger, meta}: what a patch applies to

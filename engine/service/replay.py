@@ -42,7 +42,7 @@ def recorded_outputs(store: Store, execution_id: str) -> dict[str, Any]:
     while True:
         page = store.events(execution_id, after_seq=after, types=["step.output"], limit=1000)
         for event in page:
-            outputs[event.data.get("path") or event.data.get("step")] = event.data.get("output")
+            outputs[str(event.data.get("path") or event.data.get("step"))] = event.data.get("output")
         if len(page) < 1000:
             return outputs
         after = page[-1].seq
