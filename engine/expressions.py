@@ -99,14 +99,17 @@ def _lookup(path: tuple[str, ...], vars: Mapping[str, Any]) -> Any:
             return None
         if not isinstance(value, Mapping):
             raise ExpressionError(
-                f"cannot read .{'.'.join(path)}: .{key} is applied to a {_type_name(value)}, "
+                f"cannot read .{'.'.join(path)}: .{key} is applied to a {type_name(value)}, "
                 "not an object"
             )
         value = value.get(key)
     return value
 
 
-def _type_name(value: Any) -> str:
+def type_name(value: Any) -> str:
+    """JSON's name for a value's type, for error messages."""
+    if value is None:
+        return "null"
     if isinstance(value, bool):
         return "boolean"
     if isinstance(value, int | float):
@@ -115,6 +118,8 @@ def _type_name(value: Any) -> str:
         return "string"
     if isinstance(value, list | tuple):
         return "array"
+    if isinstance(value, Mapping):
+        return "object"
     return type(value).__name__
 
 

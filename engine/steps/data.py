@@ -19,7 +19,7 @@ from jsonschema.exceptions import SchemaError
 
 from engine.durations import parse_duration
 from engine.errors import ExpressionError, StepError
-from engine.expressions import evaluate
+from engine.expressions import evaluate, type_name
 from engine.steps.base import StepContext, StepResult, StepType
 
 RESERVED_KEYS = frozenset({"steps", "trigger", "meta", "env"})
@@ -48,23 +48,6 @@ STEP_LIST_SCHEMA: dict[str, Any] = {
 def current_data(ctx: StepContext) -> dict[str, Any]:
     """The context's current values: trigger fields with step outputs merged, no reserved keys."""
     return {k: v for k, v in ctx.vars.items() if k not in RESERVED_KEYS}
-
-
-def type_name(value: Any) -> str:
-    """JSON's name for a value's type, for error messages."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int | float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list | tuple):
-        return "array"
-    if isinstance(value, Mapping):
-        return "object"
-    return type(value).__name__
 
 
 def short(value: Any, limit: int = 120) -> str:
