@@ -141,7 +141,8 @@ def _as_step_error(exc: BaseException, step: StepDef) -> StepError:
     if isinstance(exc, ExpressionError):
         return StepError(str(exc), type="expression")
     if isinstance(exc, TimeoutError):
-        return StepError(f"step {step.name!r} timed out after {step.timeout:g}s", type="timeout")
+        after = f" after {step.timeout:g}s" if step.timeout else ""
+        return StepError(f"step {step.name!r} timed out{after}", type="timeout")
     # A bug in a step type: still an error a user can read, not a traceback.
     return StepError(f"{type(exc).__name__}: {exc}", type="internal")
 
