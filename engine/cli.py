@@ -218,14 +218,22 @@ def _open_store(args: argparse.Namespace) -> Any:
 
 def _find(store: Any, execution_id: str) -> Any:
     record = store.get_execution(execution_id)
-    if record is None:
-        # Accept a unique prefix, as git does: ids are long.
-        rows, _ = store.list_executions(text=execution_id, limit=2)
-        matches = [r for r in rows if r.id.startswith(execution_id)]
-        if len(matches) != 1:
-            raise UsageError(f"no execution {execution_id!r} in {store.url}")
-        record = matches[0]
-    return record
+    if record is not None:
+        return record
+    # Accept a unique prefix, as git does: ids are long. The text filter also matches
+    # pipelines and errors, so page until two ids match or the list ends.
+    matches: dict[str, Any] = {}
+    cursor = None
+    for _ in range(50):
+        rows, cursor = store.list_executions(text=execution_id, limit=1000, cursor=cursor)
+        matches.update((r.id, r) for r in rows if r.id.startswith(execution_id))
+        if len(matches) > 1 or cursor is None:
+            break
+    if len(matches) > 1:
+        raise UsageError(f"execution id {execution_id!r} is ambiguous: give more characters")
+    if not matches:
+        raise UsageError(f"no execution {execution_id!r} in {store.url}")
+    return next(iter(matches.values()))
 
 
 def cmd_executions(args: argparse.Namespace) -> int:

@@ -21,7 +21,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from engine.service.errors import Conflict, InvalidInput, NotFound
+from engine.service.errors import InvalidInput, NotFound
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -163,38 +163,6 @@ async def _service(args: argparse.Namespace, files: Sequence[str] = ()) -> Async
         yield service
 
 
-@asynccontextmanager
-async def _headless(service: LocalService) -> AsyncIterator[None]:
-    """Continue executions that stop at a breakpoint: this process has no debugger to resume them.
-
-    Breakpoints are for runs in the studio or the server; here a stop is noted on stderr once
-    per breakpoint and the execution goes on, so a replay, retry or backfill never hangs.
-    """
-    noted: set[str] = set()
-
-    async def watch() -> None:
-        while True:
-            for pause in await service.paused():
-                try:
-                    await service.resume(pause.execution_id, "continue")
-                except Conflict:
-                    continue  # resumed meanwhile
-                key = pause.breakpoint_id or pause.path
-                if key not in noted:
-                    noted.add(key)
-                    print(f"wfstudio: note: continued past the {pause.reason} at "
-                          f"{pause.pipeline}/{pause.path} (breakpoints stop runs only in the "
-                          "studio or the server)", file=sys.stderr)
-            await asyncio.sleep(0.05)
-
-    watcher = asyncio.create_task(watch())
-    try:
-        yield
-    finally:
-        watcher.cancel()
-        await asyncio.gather(watcher, return_exceptions=True)
-
-
 def _pick(ident: str, ids: Iterable[str], what: str) -> str:
     """``ident`` itself or the one id it is a prefix of, as git accepts short hashes."""
     ids = list(ids)
@@ -271,7 +239,8 @@ def _replay_options(args: argparse.Namespace) -> ReplayOptions:
     return _validated(lambda: ReplayOptions(
         mode=mode, from_step=args.from_step, patch=patch, payload=payload,
         use_current_definition=bool(args.current), mocks=mocks,
-        use_recorded_mocks=list(args.recorded_mock or [])), "replay options")
+        use_recorded_mocks=list(args.recorded_mock or []),
+        breakpoints=False), "replay options")  # no debugger here to resume a stop
 
 
 async def _replay(args: argparse.Namespace) -> int:
@@ -289,8 +258,7 @@ async def _replay(args: argparse.Namespace) -> int:
             print(f"payload: {json.dumps(plan.payload, default=str, ensure_ascii=False)}")
             _table(["step", "action", "reason"], [[s.path, s.action, s.reason] for s in plan.steps])
             return 0
-        async with _headless(service):
-            result = await service.replay(execution_id, options)
+        result = await service.replay(execution_id, options)
         summary = await service.get_execution(result.execution_id)
     if args.json:
         print(dump({"execution_id": result.execution_id, "pipeline": summary.pipeline,
@@ -442,8 +410,7 @@ async def _dlq_retry(args: argparse.Namespace) -> int:
                                f"{'are' if len(missing) > 1 else 'is'} not loaded: pass the "
                                "file(s) defining them with --file FILE; nothing was retried")
         bar = ProgressBar("dlq retry")
-        async with _headless(service):
-            results = await service.retry_dlq(ids, patch, progress=bar.update)
+        results = await service.retry_dlq(ids, patch, progress=bar.update)
         completed = sum(r.status == "completed" for r in results)
         bar.finish(f"{completed}/{len(results)} completed")
     if args.json:
@@ -579,7 +546,7 @@ async def _backfill(args: argparse.Namespace) -> int:
         pipeline=args.pipeline, source_pipeline=args.source_pipeline,
         since=_moment(args.since, "--since"), until=_moment(args.until, "--until"), jsonl=jsonl,
         concurrency=args.concurrency, limit=args.limit), "backfill")
-    async with _service(args, args.file) as service, _headless(service):
+    async with _service(args, args.file) as service:
         backfill = await service.start_backfill(request)
         bar = ProgressBar("backfill")
         interrupted = False

@@ -294,9 +294,13 @@ class LocalService:
 
     async def _run_linked(self, pipeline: str, payload: Any, origin: dict[str, Any],
                           trigger_type: str) -> RunResult:
-        """DLQ retries and backfills: a new execution whose start event says why it exists."""
+        """DLQ retries and backfills: a new execution whose start event says why it exists.
+
+        These are batch operations: they do not stop at breakpoints.
+        """
         engine = self._engine(pipeline)
-        return await self._start(engine, pipeline, payload, RunControls(origin=origin), True,
+        return await self._start(engine, pipeline, payload,
+                                 RunControls(origin=origin, breakpoints=False), True,
                                  trigger_type=trigger_type)
 
     async def cancel(self, execution_id: str) -> bool:
@@ -478,8 +482,8 @@ class LocalService:
         return self.dlq.get(entry_id)
 
     async def retry_dlq(self, entry_ids: list[str], patch: list[dict[str, Any]] | None = None,
-                        progress: Progress | None = None) -> list[DlqRetryResult]:
-        return await self.dlq.retry(entry_ids, patch, progress)
+                        progress: Progress | None = None, force: bool = False) -> list[DlqRetryResult]:
+        return await self.dlq.retry(entry_ids, patch, progress, force=force)
 
     async def resolve_dlq(self, entry_id: str) -> DlqEntry:
         return self.dlq.resolve(entry_id)

@@ -141,6 +141,7 @@ class ReplayOptions(BaseModel):
     use_current_definition: bool = False  # default: the definition the original ran
     mocks: dict[str, Any] = Field(default_factory=dict)  # step path -> output, for this replay
     use_recorded_mocks: list[str] = Field(default_factory=list)  # step paths answered from the record
+    breakpoints: bool = True  # stop at enabled breakpoints (off for headless replays)
     wait: bool = True
 
 

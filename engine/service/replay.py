@@ -71,7 +71,7 @@ def prepare_replay(store: Store, original: ExecutionRecord | None, execution_id:
             except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException, TypeError) as exc:
                 raise InvalidInput(f"patch does not apply to the trigger payload: {exc}",
                                    details={"patch": options.patch}) from None
-        elif not options.use_current_definition and not options.mocks:
+        elif not (options.use_current_definition or options.mocks or options.use_recorded_mocks):
             raise InvalidInput("a modified replay needs a patch, a payload, mocks or "
                                "use_current_definition")
     elif options.patch or options.payload is not None:
@@ -144,7 +144,7 @@ def prepare_replay(store: Store, original: ExecutionRecord | None, execution_id:
         replay_info["payload_replaced"] = True
     if plan.definition_changed:
         replay_info["definition"] = "current"
-    controls = RunControls(replay_mocks=replay_mocks, reused=reused,
+    controls = RunControls(replay_mocks=replay_mocks, reused=reused, breakpoints=options.breakpoints,
                            start_at=options.from_step if options.mode == "from_step" else None,
                            replay=replay_info)
     return PreparedReplay(original, pipeline, definition_hash, payload, controls, plan)
