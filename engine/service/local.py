@@ -158,13 +158,17 @@ class LocalService:
         definition = load_file(os.fspath(file), registry=self.registry, env=self.env)
         return await self._install(definition)
 
-    async def _install(self, definition: Definition) -> list[str]:
+    def _check_clash(self, definition: Definition) -> None:
+        here = os.path.abspath(definition.path)
         clash = {name: other.definition.path for other in self._engines.values()
-                 if other.definition.path != definition.path
+                 if os.path.abspath(other.definition.path) != here
                  for name in other.definition.pipelines if name in definition.pipelines}
         if clash:
             name, where = next(iter(clash.items()))
             raise Conflict(f"pipeline {name!r} of {definition.path} is already defined in {where}")
+
+    async def _install(self, definition: Definition) -> list[str]:
+        self._check_clash(definition)
         engine = await self._engine_for(definition)
         old = self._engines.pop(definition.path, None)
         self._engines[definition.path] = engine
@@ -254,6 +258,7 @@ class LocalService:
         except ConfigError as exc:
             raise InvalidInput(str(exc), details=[_diagnostic(d).model_dump()
                                                   for d in exc.diagnostics]) from None
+        self._check_clash(definition)  # refuse before anything is written
         path = Path(file)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:6]}.tmp")

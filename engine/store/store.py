@@ -485,13 +485,17 @@ def _encode_cursor(started_at: float, id: str) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
+class InvalidCursorError(StoreError, ValueError):
+    """A page cursor that this store did not hand out: bad input, not a storage failure."""
+
+
 def _decode_cursor(cursor: str) -> tuple[float, str]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         started, id = json.loads(raw)
         return float(started), str(id)
     except (ValueError, TypeError) as exc:
-        raise StoreError(f"invalid cursor {cursor!r}: pass the cursor returned with the "
+        raise InvalidCursorError(f"invalid cursor {cursor!r}: pass the cursor returned with the "
                          "previous page, or none for the first page") from exc
 
 
