@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from engine import __version__
+from engine.cli_server import add_server_commands
 from engine.cli_service import add_commands as add_service_commands
 from engine.cli_service import dump as _dump
 from engine.cli_service import ms as _ms
@@ -300,7 +301,8 @@ def _parse_age(text: str) -> float:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="wfstudio", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="wfstudio", description="Validate, run, debug and replay workflow pipelines; read the event store.")
     parser.add_argument("--version", action="version", version=f"wfstudio {__version__}")
     store_help = "event store URL (default: $WFSTUDIO_STORE or the SQLite file in your data dir)"
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -344,6 +346,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_executions)
 
     add_service_commands(sub, store_help)
+    add_server_commands(sub)
     return parser
 
 

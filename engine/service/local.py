@@ -176,6 +176,10 @@ class LocalService:
             await old.close()
         return list(definition.pipelines)
 
+    def definitions(self) -> list[Definition]:
+        """The loaded pipeline files (the server routes their http triggers)."""
+        return [engine.definition for engine in self._engines.values()]
+
     def _engine(self, pipeline: str) -> Engine:
         for engine in self._engines.values():
             if pipeline in engine.definition.pipelines:

@@ -1,0 +1,89 @@
+"""Info, definitions, step types and plugins."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Request
+
+from engine.server.auth import optional_key
+from engine.server.bodies import Deployment, YamlText
+from engine.server.deps import Service, needs
+from engine.service.errors import Forbidden, InvalidInput
+from engine.service.models import (
+    DefinitionText,
+    DiagnosticInfo,
+    PipelineInfo,
+    PluginInfo,
+    StepTypeInfo,
+    VersionInfo,
+)
+
+router = APIRouter()
+
+
+@router.get("/health", tags=["info"], response_model=dict[str, Any])
+async def health(request: Request, service: Service) -> dict[str, Any]:
+    """No key needed. Anonymous callers learn only whether the server is up."""
+    report = await service.health()
+    if optional_key(request) is None:
+        return {"ok": bool(report.get("ok"))}
+    return report
+
+
+@router.get("/version", tags=["info"], dependencies=needs("read"))
+async def version(service: Service) -> VersionInfo:
+    return await service.version()
+
+
+@router.get("/pipelines", tags=["definitions"], dependencies=needs("read"))
+async def list_pipelines(service: Service) -> list[PipelineInfo]:
+    return await service.list_pipelines()
+
+
+@router.get("/pipelines/{name}/definition", tags=["definitions"], dependencies=needs("read"))
+async def get_definition(name: str, service: Service) -> DefinitionText:
+    return await service.get_definition(name)
+
+
+@router.post("/definitions/validate", tags=["definitions"], dependencies=needs("read"))
+async def validate(body: YamlText, service: Service) -> list[DiagnosticInfo]:
+    """Diagnostics of a pipeline file's text (errors and warnings); nothing is loaded."""
+    return await service.validate(body.yaml, body.file)
+
+
+@router.put("/definitions", tags=["definitions"], dependencies=needs("admin"))
+async def deploy(body: Deployment, request: Request, service: Service) -> DefinitionText:
+    """Write a pipeline file into the server's deploy directory and (re)load it.
+
+    Invalid text changes nothing (422 with the diagnostics). Refused (403) unless the server
+    was started with a deploy directory.
+    """
+    root: Path | None = request.app.state.deploy_dir
+    if root is None:
+        raise Forbidden("this server does not accept deployments: start it with --deploy-dir")
+    return await service.put_definition(body.yaml, str(deploy_path(root, body.file)))
+
+
+def deploy_path(root: Path, file: str) -> Path:
+    """``file`` inside ``root``; anything that would land elsewhere is refused."""
+    if "\x00" in file:
+        raise InvalidInput("deploy file name contains a NUL character")
+    relative = Path(file)
+    if relative.is_absolute() or ".." in relative.parts or relative.suffix not in (".yaml", ".yml"):
+        raise InvalidInput(f"deploy file {file!r} must be a relative .yaml/.yml path without '..'")
+    target = (root / relative).resolve()
+    if not target.is_relative_to(root.resolve()):
+        raise InvalidInput(f"deploy file {file!r} leaves the deploy directory")
+    return target
+
+
+@router.get("/step-types", tags=["definitions"], dependencies=needs("read"))
+async def step_types(service: Service) -> list[StepTypeInfo]:
+    return await service.step_types()
+
+
+@router.get("/plugins", tags=["info"], dependencies=needs("read"))
+async def plugins(service: Service) -> list[PluginInfo]:
+    return await service.installed_plugins()

@@ -1,0 +1,217 @@
+"""Serving the pipelines' ``http`` triggers: a request becomes a run, the run the reply.
+
+The trigger payload (what ``.trigger`` holds) is::
+
+    {method, path, path_params, query: {name: value | [values]},
+     headers: {lower-case name: value}, body: JSON-decoded when JSON | text | null,
+     raw_body: text}
+
+without the headers that carry the API key (``Authorization``, ``X-API-Key``,
+``Proxy-Authorization``): credentials never reach the event store.
+
+The reply:
+
+- a run that produced a response (``step.json_response``/``step.raw_response``): that
+  status, headers and body;
+- a pipeline without a response step: 202 ``{"execution_id"}`` as soon as the execution is
+  durably started (it runs on in the background); so is a run that completed without
+  reaching its response step;
+- a failed run: the failing step's ``error_status`` if it declares one, else the HTTP
+  status its error carries (see ``failure_status``), else 500. A 4xx answers
+  ``{"error": "step_failed", "message", "details"?, "execution_id"}`` (the client's
+  request was refused: say why); a 5xx ``{"error": "execution_failed", "message",
+  "execution_id"}`` without internals. A cancelled run: 503.
+
+Every reply carries ``X-Execution-Id``. Triggers need an API key with the ``run`` scope.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+from urllib.parse import unquote
+
+import orjson
+from fastapi import Request, Response
+from fastapi.responses import JSONResponse
+
+from engine.server.auth import AUTH_HEADERS, authenticate, presented_secret
+from engine.server.errors import error_response
+from engine.server.keys import KeyStore
+from engine.server.triggers import TriggerRoute, TriggerTable, failing_step
+from engine.service.errors import NotFound
+from engine.service.local import LocalService
+from engine.service.models import RunOptions, RunResult
+
+METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_NOT_FORWARDED = frozenset({"content-length", "transfer-encoding", "connection", "keep-alive",
+                            "upgrade", "x-execution-id"})
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise BodyTooLarge()
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge()
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _is_json(content_type: str) -> bool:
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or media.endswith("+json")
+
+
+def trigger_payload(request: Request, params: dict[str, str], raw: bytes) -> dict[str, Any]:
+    """The run's ``.trigger``; raises ValueError if a JSON body does not parse."""
+    headers: dict[str, str] = {}
+    for name, value in request.headers.items():  # lower-case names; repeats joined
+        if name in AUTH_HEADERS:
+            continue
+        headers[name] = f"{headers[name]}, {value}" if name in headers else value
+    query: dict[str, Any] = {}
+    for name, value in request.query_params.multi_items():
+        if name not in query:
+            query[name] = value
+        elif isinstance(query[name], list):
+            query[name].append(value)
+        else:
+            query[name] = [query[name], value]
+    text = raw.decode("utf-8", "replace")
+    content_type = headers.get("content-type", "")
+    body: Any = None
+    if text.strip():
+        if _is_json(content_type):
+            body = orjson.loads(raw)  # orjson.JSONDecodeError is a ValueError
+        elif not content_type:
+            try:
+                body = orjson.loads(raw)
+            except ValueError:
+                body = text
+        else:
+            body = text
+    return {"method": request.method, "path": request.url.path,
+            "path_params": {k: unquote(v) for k, v in params.items()}, "query": query,
+            "headers": headers, "body": body, "raw_body": text}
+
+
+def _safe_headers(headers: Any, execution_id: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    if isinstance(headers, dict):
+        for name, value in headers.items():
+            name, value = str(name), str(value)
+            if (_TOKEN.fullmatch(name) and name.lower() not in _NOT_FORWARDED
+                    and not any(c in value for c in "\r\n\0")):
+                out[name] = value
+    out["X-Execution-Id"] = execution_id
+    return out
+
+
+def reply(result: RunResult, route: TriggerRoute) -> Response:
+    eid = result.execution_id
+    if result.status == "cancelled":
+        return error_response(503, "unavailable", "the execution was cancelled",
+                              headers={"X-Execution-Id": eid})
+    if result.status not in ("completed",):
+        return _failure(result, route)
+    response = result.response
+    if not response:
+        return accepted(eid)
+    status = int(response.get("status") or 200)
+    if not 200 <= status <= 599:
+        return error_response(500, "execution_failed", f"the pipeline answered with status "
+                              f"{status}, which cannot end a request", headers={"X-Execution-Id": eid})
+    headers = _safe_headers(response.get("headers"), eid)
+    empty = status in (204, 304) or status < 200
+    if "raw" in response:
+        content_type = str(response.get("content_type") or "text/plain; charset=utf-8")
+        if any(c in content_type for c in "\r\n\0"):
+            content_type = "text/plain; charset=utf-8"
+        return Response(b"" if empty else str(response["raw"]).encode("utf-8"), status,
+                        headers, media_type=content_type)
+    content = b"" if empty else orjson.dumps(response.get("body"), default=str)
+    return Response(content, status, headers, media_type="application/json")
+
+
+def failure_status(result: RunResult, route: TriggerRoute) -> int:
+    """The failing step's ``error_status``; else the status its error carries for the
+    reply (400 for validation, 401 for a bad signature, 429 for a rate limit, a
+    ``step.fail``'s ``status`` …) but not an ``http_call``'s, which is the upstream's; else 500."""
+    error = result.error or {}
+    if error.get("step"):
+        step = failing_step(route.pipeline, str(error["step"]))
+        if step is not None and step.error_status is not None:
+            return step.error_status
+    status = error.get("status")
+    if error.get("type") != "http" and isinstance(status, int) and 400 <= status <= 599:
+        return status
+    return 500
+
+
+def _failure(result: RunResult, route: TriggerRoute) -> Response:
+    status = failure_status(result, route)
+    error = result.error or {}
+    headers = {"X-Execution-Id": result.execution_id}
+    body: dict[str, Any] = {"error": "step_failed", "execution_id": result.execution_id}
+    if status < 500:  # the client's fault: say what was wrong
+        body["message"] = str(error.get("message") or "the request was refused")
+        if error.get("details") is not None:
+            body["details"] = error["details"]
+    else:
+        body["error"] = "execution_failed"
+        body["message"] = ("the pipeline failed; its execution is recorded under "
+                           "execution_id")
+    return Response(orjson.dumps(body, default=str), status, headers,
+                    media_type="application/json")
+
+
+def accepted(execution_id: str) -> Response:
+    return JSONResponse({"execution_id": execution_id}, 202,
+                        {"X-Execution-Id": execution_id,
+                         "Location": f"/api/v1/executions/{execution_id}"})
+
+
+async def handle_trigger(request: Request) -> Response:
+    """The catch-all route: every request outside the API lands here."""
+    state = request.app.state
+    keys: KeyStore = state.keys
+    # The key first: without one nobody learns which paths exist.
+    authenticate(keys, presented_secret(request.headers.get("x-api-key"),
+                                        request.headers.get("authorization")), "run")
+    if request.url.path.startswith("/api/"):
+        raise NotFound(f"no API endpoint {request.method} {request.url.path}")
+    table: TriggerTable = state.triggers
+    raw_path = request.scope.get("raw_path") or request.url.path.encode()
+    path = raw_path.decode("latin-1").split("?", 1)[0]
+    route, params, allowed = table.match(request.method, path)
+    if route is None:
+        if allowed:
+            return error_response(405, "method_not_allowed",
+                                  f"{request.method} is not served at {request.url.path}",
+                                  headers={"Allow": ", ".join(allowed)})
+        raise NotFound(f"no trigger at {request.method} {request.url.path}")
+    try:
+        raw = await read_body(request, state.max_body)
+    except BodyTooLarge:
+        return error_response(413, "too_large", f"the request body exceeds {state.max_body} bytes")
+    try:
+        payload = trigger_payload(request, params, raw)
+    except ValueError as exc:
+        return error_response(400, "invalid_input", f"the request body is not valid JSON: {exc}")
+    service: LocalService = state.service
+    name = route.pipeline.name
+    if not route.responds:
+        started = await service.run(name, payload, RunOptions(wait=False))
+        await service.store.recorder.flush()  # acknowledged means recorded
+        return accepted(started.execution_id)
+    return reply(await service.run(name, payload), route)

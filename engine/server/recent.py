@@ -1,0 +1,65 @@
+"""The last events recorded in this process, in recording order.
+
+The stream of all executions is live only (the service's ``subscribe(None)``); this ring lets
+a client that reconnects with ``Last-Event-ID`` get what it missed during a short
+disconnect. It is fed by a recorder listener, synchronously and in the same order as the
+live hub, so each event's position in the ring is its place in that order.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from itertools import islice
+from typing import TYPE_CHECKING
+
+from engine.store.records import EventRecord
+
+if TYPE_CHECKING:
+    from engine.store.recorder import Recorder
+
+Key = tuple[str, int]  # (execution_id, seq)
+
+
+class RecentEvents:
+    def __init__(self, size: int = 10_000):
+        self.size = size
+        self._events: deque[EventRecord] = deque()
+        self._positions: dict[Key, int] = {}
+        self._next = 0  # the position the next event gets
+
+    def attach(self, recorder: Recorder) -> None:
+        if self.size > 0 and self.publish not in recorder.listeners:
+            recorder.listeners.append(self.publish)
+
+    def detach(self, recorder: Recorder) -> None:
+        while self.publish in recorder.listeners:
+            recorder.listeners.remove(self.publish)
+
+    def publish(self, event: EventRecord) -> None:
+        if len(self._events) >= self.size:
+            old = self._events.popleft()
+            self._positions.pop((old.execution_id, old.seq), None)
+        self._events.append(event)
+        self._positions[(event.execution_id, event.seq)] = self._next
+        self._next += 1
+
+    @property
+    def first(self) -> int:
+        """The position of the oldest event still held."""
+        return self._next - len(self._events)
+
+    def position(self, key: Key) -> int | None:
+        """Where this event is in the ring; None if it is not (or no longer) held."""
+        return self._positions.get(key)
+
+    def between(self, after: int, before: int | None = None) -> list[tuple[int, EventRecord]]:
+        """The events with ``after`` < position < ``before``, with their positions.
+
+        Raises ``LookupError`` if some of them have already left the ring.
+        """
+        first = self.first
+        if after + 1 < first:
+            raise LookupError(after)
+        start = after + 1 - first
+        stop = len(self._events) if before is None else max(start, before - first)
+        return list(enumerate(islice(self._events, start, stop), after + 1))

@@ -1,0 +1,103 @@
+"""Contract: info, definitions, step types and plugins."""
+
+from __future__ import annotations
+
+import pytest
+
+from engine import __version__
+from engine.service.errors import Conflict, InvalidInput, NotFound
+from engine.service.protocol import StudioService
+
+try:
+    from tests.contract.contract_harness import PIPELINES, Workspace
+except ImportError:
+    from contract_harness import PIPELINES, Workspace  # type: ignore[no-redef]
+
+
+async def test_version_and_health(service: StudioService, variant: str) -> None:
+    info = await service.version()
+    assert (info.engine_version, info.api_version) == (__version__, "1")
+    assert info.backend == ("local" if variant == "local" else "remote")
+    assert info.store.startswith("postgresql" if variant == "remote-postgres" else "sqlite")
+    health = await service.health()
+    assert health["ok"] is True and health["pipelines"] == 5
+
+
+async def test_pipelines_and_their_definition(service: StudioService, workspace: Workspace) -> None:
+    pipelines = await service.list_pipelines()
+    assert [p.name for p in pipelines] == ["fragile", "greet", "order", "screen", "slow"]
+    greet = pipelines[1]
+    assert greet.description == "Say hello" and greet.file == str(workspace.file)
+    assert greet.steps == [{"name": "hello", "type": "step.set"},
+                           {"name": "out", "type": "step.pipeline_output"}]
+    definition = await service.get_definition("greet")
+    assert definition.text == PIPELINES and definition.file == str(workspace.file)
+    assert definition.hash == greet.definition_hash
+    assert sorted(definition.pipelines) == ["fragile", "greet", "order", "screen", "slow"]
+    with pytest.raises(NotFound, match="no pipeline named 'nope'"):
+        await service.get_definition("nope")
+
+
+async def test_validate_reports_positions(service: StudioService) -> None:
+    assert await service.validate(PIPELINES, "ok.yaml") == []
+    bad = ("pipelines:\n"
+           "  p:\n"
+           "    steps:\n"
+           "      - {name: a, type: step.nope}\n")
+    [diagnostic] = await service.validate(bad, "bad.yaml")
+    assert (diagnostic.file, diagnostic.line, diagnostic.severity) == ("bad.yaml", 4, "error")
+    assert diagnostic.col > 1 and "step.nope" in diagnostic.message
+    warned = await service.validate(PIPELINES + "deploy: {replicas: 2}\n", "w.yaml")
+    assert [d.severity for d in warned] == ["warning"] and warned[0].line == PIPELINES.count("\n") + 1
+
+
+async def test_step_types_carry_schema_and_category(service: StudioService) -> None:
+    types = {t.name: t for t in await service.step_types()}
+    assert {"step.set", "step.delay", "step.foreach", "step.dlq_send"} <= set(types)
+    set_type = types["step.set"]
+    assert set_type.category and set_type.description
+    assert set_type.schema_["type"] == "object" and "values" in set_type.schema_["properties"]
+
+
+async def test_put_definition_deploys_a_file(service: StudioService, workspace: Workspace,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    # A relative file name: the server's deploy directory, the local service's working one.
+    monkeypatch.chdir(workspace.root)
+    text = ("pipelines:\n"
+            "  added:\n"
+            "    steps:\n"
+            "      - {name: one, type: step.pipeline_output, config: {values: {n: 1}}}\n")
+    target = "sub/added.yaml"
+    deployed = await service.put_definition(text, target)
+    assert deployed.pipelines == ["added"] and deployed.text == text
+    assert deployed.file.endswith(target) and (workspace.root / target).read_text() == text
+    assert (await service.run("added", {})).output == {"n": 1}
+    assert "added" in [p.name for p in await service.list_pipelines()]
+
+    # Invalid text: the diagnostics come back as details; nothing changes.
+    with pytest.raises(InvalidInput) as caught:
+        await service.put_definition(text.replace("step.pipeline_output", "step.bogus"), target)
+    [detail] = caught.value.details
+    assert detail["line"] == 4 and "step.bogus" in detail["message"]
+    assert (await service.get_definition("added")).hash == deployed.hash
+
+
+
+async def test_a_deployment_that_clashes_is_refused_and_leaves_nothing(
+        service: StudioService, workspace: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(workspace.root)
+    text = ("pipelines:\n"
+            "  greet:\n"
+            "    steps:\n"
+            "      - {name: one, type: step.pipeline_output, config: {values: {n: 1}}}\n")
+    with pytest.raises(Conflict, match="'greet'"):
+        await service.put_definition(text, "other.yaml")
+    assert (await service.get_definition("greet")).file == str(workspace.file)
+    # A refused file must not stay on disk: the next start would load it and fail.
+    assert not (workspace.root / "other.yaml").exists()
+
+
+async def test_installed_plugins(service: StudioService) -> None:
+    plugins = await service.installed_plugins()
+    groups = {(p.group, p.name) for p in plugins}
+    assert {("wfstudio.steps", "builtin"), ("wfstudio.modules", "builtin")} <= groups
