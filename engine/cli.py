@@ -34,6 +34,7 @@ from engine.cli_server import add_server_commands
 from engine.cli_service import add_commands as add_service_commands
 from engine.cli_service import dump as _dump
 from engine.cli_service import ms as _ms
+from engine.cli_service import print_outcome
 from engine.cli_service import store_url as _store_url
 from engine.cli_service import when as _when
 from engine.errors import ConfigError, NotFoundError, WorkflowError
@@ -147,11 +148,8 @@ async def _run(args: argparse.Namespace) -> int:
     if args.json:
         print(_dump(execution.to_dict()))
     else:
-        print(f"{execution.pipeline} {execution.id} {execution.status} in "
-              f"{_ms(execution.duration_ms)}")
-        if execution.error:
-            print(f"error: {execution.error.get('message')} (step {execution.error.get('step')})")
-        print(_dump(execution.output))
+        print_outcome(execution.pipeline, execution.id, execution.status, execution.duration_ms,
+                      execution.error, execution.output)
     return 0 if execution.ok else 1
 
 
@@ -302,7 +300,8 @@ def _parse_age(text: str) -> float:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="wfstudio", description="Validate, run, debug and replay workflow pipelines; read the event store.")
+        prog="wfstudio",
+        description="Validate, run, debug and replay workflow pipelines; read the event store.")
     parser.add_argument("--version", action="version", version=f"wfstudio {__version__}")
     store_help = "event store URL (default: $WFSTUDIO_STORE or the SQLite file in your data dir)"
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")

@@ -166,23 +166,10 @@ def add_server_commands(sub: Any) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m engine.cli_server serve|keys …``: these verbs alone, as ``wfstudio`` runs them."""
-    from engine.errors import NotFoundError, WorkflowError
+    """``python -m engine.cli_server serve|keys …``: the same as ``wfstudio serve|keys …``."""
+    from engine.cli import main as wfstudio
 
-    parser = argparse.ArgumentParser(prog="wfstudio")
-    add_server_commands(parser.add_subparsers(dest="command", metavar="COMMAND", required=True))
-    args = parser.parse_args(argv)
-    try:
-        code: int = args.func(args)
-        return code
-    except (InvalidInput, NotFoundError) as exc:
-        print(f"wfstudio: {exc}", file=sys.stderr)
-        return 2
-    except WorkflowError as exc:
-        print(f"wfstudio: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        return 130
+    return wfstudio(argv)
 
 
 if __name__ == "__main__":

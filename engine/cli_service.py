@@ -49,6 +49,15 @@ def ms(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f}ms"
 
 
+def print_outcome(pipeline: str, execution_id: str, status: str, duration_ms: float | None,
+                  error: dict[str, Any] | None, output: Any, note: str = "") -> None:
+    """The human summary of a finished run or replay: a status line, the error, the output."""
+    print(f"{pipeline} {execution_id} {status} in {ms(duration_ms)}{note}")
+    if error:
+        print(f"error: {error.get('message')} (step {error.get('step')})")
+    print(dump(output))
+
+
 def _model(model: BaseModel) -> Any:
     return model.model_dump(mode="json", by_alias=True)
 
@@ -265,11 +274,9 @@ async def _replay(args: argparse.Namespace) -> int:
                     "status": result.status, "output": result.output, "error": result.error,
                     "duration_ms": result.duration_ms, "replay_of": execution_id}))
     else:
-        print(f"{summary.pipeline} {result.execution_id} {result.status} in "
-              f"{ms(result.duration_ms)} (replay of {execution_id[:12]}, {options.mode})")
-        if result.error:
-            print(f"error: {result.error.get('message')} (step {result.error.get('step')})")
-        print(dump(result.output))
+        print_outcome(summary.pipeline, result.execution_id, result.status, result.duration_ms,
+                      result.error, result.output,
+                      f" (replay of {execution_id[:12]}, {options.mode})")
     return 0 if result.status == "completed" else 1
 
 

@@ -77,7 +77,7 @@ def test_serve_refuses_everything_until_a_key_exists(tmp_path: Path) -> None:
     port = _free_port()
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     process = subprocess.Popen(
-        [sys.executable, "-m", "engine.cli_server", "serve", str(write_pipelines(tmp_path)),
+        [sys.executable, "-m", "engine.cli", "serve", str(write_pipelines(tmp_path)),
          "--addr", f"127.0.0.1:{port}", "--store", store], stderr=subprocess.PIPE, text=True,
         env=env, cwd=Path(__file__).resolve().parents[2])
     try:
