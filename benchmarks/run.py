@@ -13,6 +13,7 @@ BENCHES = [
     ["bench_store.py", "--runs", "5000"],
     ["bench_live.py"],
     ["bench_service.py"],
+    ["bench_server.py"],
 ]
 
 
