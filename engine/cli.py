@@ -192,7 +192,8 @@ async def _demo_sample(folder: Path, sample: dict[str, Any], store: str) -> bool
         elapsed = (time.perf_counter() - started) * 1000
     expected = sample.get("expect", "completed")
     mark = "ok " if execution.status == expected else "BAD"
-    print(f"{mark} {sample['file']}:{sample['pipeline']:<14} {execution.status:<12} "
+    where = f"{sample['file']}:{sample['pipeline']}"
+    print(f"{mark} {where:<30} {execution.status:<12} "
           f"{elapsed:7.1f}ms  {sample.get('title', '')}")
     shown = execution.response["body"] if execution.response else execution.output
     if execution.error:
