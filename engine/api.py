@@ -239,7 +239,7 @@ class Engine:
                             type="config")
         return self.store.dlq_add(run.pipeline.name, step, run.record.id,
                                   redact(payload, run.level), error, error_type,
-                                  run.pipeline.dlq_max_retries)
+                                  run.pipeline.dlq_max_retries, tenant=run.record.tenant)
 
     # ------------------------------------------------------------------ reading the record
 

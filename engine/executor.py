@@ -24,6 +24,7 @@ from engine.redaction import redact
 from engine.steps.base import StepResult, StepType, SubRun
 from engine.store.codec import dumps
 from engine.store.records import EventRecord, ExecutionRecord, StepRunRecord
+from engine.tenancy import current_tenant
 
 if TYPE_CHECKING:
     from engine.api import Engine
@@ -179,6 +180,7 @@ class ExecutionRun:
             trigger_type=trigger_type or pipeline.trigger.type,
             trigger_payload=redact(payload, self.level), started_at=now,
             definition_hash=definition_hash, parent_id=parent_id, replay_of=replay_of,
+            tenant=current_tenant.get(),  # children and retries run in the caller's context
         )
         self.response: dict[str, Any] | None = None
         self.output: Any = None

@@ -58,7 +58,8 @@ async def stream_all(request: Request, service: Service, type: Types = None,
     recent = request.app.state.recent
     resume = parse_event_id(last_event_id) if last_event_id else None
     prelude = b""
-    if resume is not None and recent.position(resume) is None:
+    # Another tenant's event id is treated as one no longer held: it says nothing of theirs.
+    if resume is not None and (recent.position(resume) is None or not service.owns(resume[0])):
         prelude = encode_control("stream.gap", {
             "after": last_event_id, "message": "the events after this id are no longer held "
             "by the server: read what you missed per execution (events after_seq)"})

@@ -20,9 +20,9 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 
 from engine.server.keys import ApiKey, KeyStore, Scope
 from engine.service.errors import Forbidden, Unauthorized
+from engine.tenancy import current_tenant
 
 current_key: ContextVar[ApiKey | None] = ContextVar("wfstudio_api_key", default=None)
-current_tenant: ContextVar[str | None] = ContextVar("wfstudio_tenant", default=None)
 
 # Headers that carry the key: never passed on (e.g. into an http trigger's payload) or logged.
 AUTH_HEADERS = frozenset({"authorization", "x-api-key", "proxy-authorization"})

@@ -113,7 +113,8 @@ async def all_events(service: LocalService, recent: RecentEvents,
         if last is not None:
             for item in recent.between(last):
                 last = item[0]
-                yield _event(item)
+                if service.owns(item[1].execution_id):  # the ring holds every tenant's events
+                    yield _event(item)
         async for event in live:
             if last is not None:
                 position = recent.position((event.execution_id, event.seq))
@@ -126,7 +127,8 @@ async def all_events(service: LocalService, recent: RecentEvents,
                         raise Unavailable("the stream fell too far behind to resume without "
                                           "a gap: reconnect without Last-Event-ID") from None
                     for item in missed:
-                        yield _event(item)
+                        if service.owns(item[1].execution_id):
+                            yield _event(item)
                     last = position
             yield event
     finally:

@@ -42,21 +42,27 @@ class Debugger:
     def __init__(self, store: Store | None):
         self.store = store
         self._breakpoints: dict[str, Breakpoint] = {}
-        self._by_pipeline: dict[str, list[Breakpoint]] = {}
-        self._pause_new: set[str] = set()
+        self._tenants: dict[str, str] = {}  # breakpoint id -> tenant
+        self._by_pipeline: dict[tuple[str, str], list[Breakpoint]] = {}  # by (tenant, pipeline)
+        self._pause_new: set[tuple[str, str]] = set()  # (tenant, pipeline)
         self._paused: dict[str, _Pause] = {}
         if store is not None:
             with store.read() as conn:
                 for row in conn.execute(select(models.breakpoints)).mappings():
                     self._breakpoints[row["id"]] = _breakpoint(row)
+                    self._tenants[row["id"]] = row["tenant"]
         self._reindex()
 
     # ------------------------------------------------------------------ breakpoints
 
-    def breakpoints(self) -> list[Breakpoint]:
-        return sorted(self._breakpoints.values(), key=lambda b: (b.pipeline, b.step, b.id))
+    def breakpoints(self, tenant: str | None = None) -> list[Breakpoint]:
+        """The breakpoints (of ``tenant`` when given)."""
+        return sorted((b for b in self._breakpoints.values()
+                       if tenant is None or self._tenants[b.id] == tenant),
+                      key=lambda b: (b.pipeline, b.step, b.id))
 
-    def set(self, pipeline: str, step: str, condition: str | None = None) -> Breakpoint:
+    def set(self, pipeline: str, step: str, condition: str | None = None, *,
+            tenant: str = "default") -> Breakpoint:
         if condition is not None and condition.strip():
             error = check_program(condition) if "{{" not in condition else None
             if error is None:
@@ -73,22 +79,24 @@ class Debugger:
         if self.store is not None:
             with self.store.begin() as conn:
                 conn.execute(models.breakpoints.insert().values(
-                    id=bp.id, pipeline=pipeline, step=step, condition=condition, enabled=True,
+                    id=bp.id, tenant=tenant, pipeline=pipeline, step=step, condition=condition, enabled=True,
                     hit_count=0, created=time.time()))
         self._breakpoints[bp.id] = bp
+        self._tenants[bp.id] = tenant
         self._reindex()
         return bp
 
-    def remove(self, breakpoint_id: str) -> None:
-        self._get(breakpoint_id)
+    def remove(self, breakpoint_id: str, *, tenant: str | None = None) -> None:
+        self._get(breakpoint_id, tenant)
         if self.store is not None:
             with self.store.begin() as conn:
                 conn.execute(delete(models.breakpoints).where(models.breakpoints.c.id == breakpoint_id))
         del self._breakpoints[breakpoint_id]
+        self._tenants.pop(breakpoint_id, None)
         self._reindex()
 
-    def enable(self, breakpoint_id: str, enabled: bool) -> Breakpoint:
-        bp = self._get(breakpoint_id)
+    def enable(self, breakpoint_id: str, enabled: bool, *, tenant: str | None = None) -> Breakpoint:
+        bp = self._get(breakpoint_id, tenant)
         if self.store is not None:
             with self.store.begin() as conn:
                 conn.execute(update(models.breakpoints).where(models.breakpoints.c.id == breakpoint_id)
@@ -97,23 +105,24 @@ class Debugger:
         self._reindex()
         return bp
 
-    def pause_new_runs(self, pipeline: str, enabled: bool) -> None:
+    def pause_new_runs(self, pipeline: str, enabled: bool, *, tenant: str = "default") -> None:
         if enabled:
-            self._pause_new.add(pipeline)
+            self._pause_new.add((tenant, pipeline))
         else:
-            self._pause_new.discard(pipeline)
+            self._pause_new.discard((tenant, pipeline))
 
-    def _get(self, breakpoint_id: str) -> Breakpoint:
+    def _get(self, breakpoint_id: str, tenant: str | None = None) -> Breakpoint:
+        """The breakpoint; another tenant's is as absent as an unknown id."""
         bp = self._breakpoints.get(breakpoint_id)
-        if bp is None:
+        if bp is None or tenant not in (None, self._tenants[breakpoint_id]):
             raise NotFound(f"no breakpoint {breakpoint_id!r}")
         return bp
 
     def _reindex(self) -> None:
-        index: dict[str, list[Breakpoint]] = {}
+        index: dict[tuple[str, str], list[Breakpoint]] = {}
         for bp in self._breakpoints.values():
             if bp.enabled:
-                index.setdefault(bp.pipeline, []).append(bp)
+                index.setdefault((self._tenants[bp.id], bp.pipeline), []).append(bp)
         self._by_pipeline = index
 
     # ------------------------------------------------------------------ the executor's hook
@@ -124,10 +133,10 @@ class Debugger:
         hit: Breakpoint | None = None
         if run.step_over:
             reason = "step_over"
-        elif first and run.pipeline.name in self._pause_new:
+        elif first and (run.record.tenant, run.pipeline.name) in self._pause_new:
             reason = "pause"
         elif run.controls.breakpoints:
-            for bp in self._by_pipeline.get(run.pipeline.name, ()):
+            for bp in self._by_pipeline.get((run.record.tenant, run.pipeline.name), ()):
                 if (bp.step == path or bp.step == step.name) and self._condition_holds(bp, scope):
                     reason, hit = "breakpoint", bp
                     break

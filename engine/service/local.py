@@ -66,8 +66,9 @@ from engine.service.protocol import Progress
 from engine.service.replay import PreparedReplay, prepare_replay
 from engine.steps.base import Registry, default_registry
 from engine.store import models
-from engine.store.records import ExecutionRecord
+from engine.store.records import EventRecord, ExecutionRecord
 from engine.store.store import Store
+from engine.tenancy import current_tenant
 
 
 class _Hooks:
@@ -98,14 +99,60 @@ class LocalService:
         self.hooks = _Hooks(self.debugger, self.mocks)
         # Steps that never await emit a whole run in one loop turn: room for many such runs.
         self.hub = EventHub(maxsize=50_000)
+        self._owners: dict[str, str] = {}  # execution id -> tenant, for the all-runs stream
+        # First listener: an event's owner is noted while its run is surely still running.
+        store.recorder.listeners.insert(0, self._note_owner)
         self.hub.attach(store.recorder)
         self.shared_state: dict[tuple[str, str, str], dict[str, Any]] = {}
         self.idempotency = IdempotencyKeys(store)
         self._engines: dict[str, Engine] = {}  # by file
         self._snapshots: dict[str, Engine] = {}  # by definition hash, for replays
         self._tasks: set[asyncio.Task[Any]] = set()
-        self.dlq = DlqManager(store, self._run_linked)
-        self.backfills = BackfillManager(store, self._run_linked, self._pipeline_names)
+        # One DLQ and backfill manager per tenant, made on first use; "default" is embedded use.
+        self._dlqs: dict[str, DlqManager] = {}
+        self._backfills: dict[str, BackfillManager] = {}
+        self.backfills = self._backfill_manager()
+
+    @property
+    def dlq(self) -> DlqManager:
+        """The caller's tenant's dead-letter queue."""
+        tenant = current_tenant.get()
+        if tenant not in self._dlqs:
+            self._dlqs[tenant] = DlqManager(self.store, self._run_linked, tenant=tenant)
+        return self._dlqs[tenant]
+
+    def _backfill_manager(self) -> BackfillManager:
+        tenant = current_tenant.get()
+        if tenant not in self._backfills:
+            self._backfills[tenant] = BackfillManager(self.store, self._run_linked,
+                                                      self._pipeline_names, tenant=tenant)
+        return self._backfills[tenant]
+
+    def owns(self, execution_id: str) -> bool:
+        """Whether this execution is the caller's tenant's."""
+        return self._tenant_of(execution_id) == current_tenant.get()
+
+    def _note_owner(self, event: EventRecord) -> None:
+        if event.execution_id not in self._owners:
+            self._tenant_of(event.execution_id)
+
+    def _tenant_of(self, execution_id: str) -> str | None:
+        """Whose execution this is (None if unknown): running ones first, then the store."""
+        owner = self._owners.get(execution_id)
+        if owner is None:
+            for engine in [*self._engines.values(), *self._snapshots.values()]:
+                entry = engine.running.get(execution_id)
+                if entry is not None:
+                    owner = entry[0].record.tenant
+                    break
+            else:
+                record = self.store.get_execution(execution_id)
+                owner = record.tenant if record is not None else None
+            if owner is not None:
+                if len(self._owners) > 100_000:  # a cache, not a registry
+                    self._owners.clear()
+                self._owners[execution_id] = owner
+        return owner
 
     @classmethod
     async def open(cls, files: Iterable[str | os.PathLike[str]] = (), *, store: str | None = None,
@@ -128,7 +175,8 @@ class LocalService:
 
     async def close(self) -> None:
         self.debugger.abort_all()
-        await self.backfills.close()
+        for backfills in self._backfills.values():
+            await backfills.close()
         for task in list(self._tasks):
             task.cancel()
         if self._tasks:
@@ -139,6 +187,8 @@ class LocalService:
         self._snapshots.clear()
         self.hub.close()
         self.hub.detach(self.store.recorder)
+        while self._note_owner in self.store.recorder.listeners:
+            self.store.recorder.listeners.remove(self._note_owner)
         await self.store.recorder.flush()
         if self._owns_store:
             self.store.close()
@@ -212,8 +262,11 @@ class LocalService:
         return engine
 
     def _find_running(self, execution_id: str) -> Engine | None:
+        """The engine running this execution of the caller's tenant."""
+        tenant = current_tenant.get()
         for engine in [*self._engines.values(), *self._snapshots.values()]:
-            if execution_id in engine.running:
+            entry = engine.running.get(execution_id)
+            if entry is not None and entry[0].record.tenant == tenant:
                 return engine
         return None
 
@@ -323,8 +376,9 @@ class LocalService:
     # ------------------------------------------------------------------ executions
 
     def _record(self, execution_id: str) -> ExecutionRecord:
+        """The caller's tenant's execution; another tenant's is as absent as an unknown id."""
         record = self.store.get_execution(execution_id)
-        if record is None:
+        if record is None or record.tenant != current_tenant.get():
             raise NotFound(f"no execution {execution_id!r}")
         return record
 
@@ -333,7 +387,7 @@ class LocalService:
         try:
             rows, cursor = self.store.list_executions(
                 pipeline=f.pipeline, status=f.status, since=f.since, until=f.until, text=f.text,
-                limit=f.limit, cursor=f.cursor)
+                limit=f.limit, cursor=f.cursor, tenant=current_tenant.get())
         except ValueError as exc:
             raise InvalidInput(str(exc)) from None
         return ExecutionPage(items=[_summary(r) for r in rows], next_cursor=cursor)
@@ -361,23 +415,25 @@ class LocalService:
                         after_seq: int = 0) -> AsyncIterator[Event]:
         if execution_id is not None and self._find_running(execution_id) is None:
             self._record(execution_id)
+        tenant = current_tenant.get()
         async for event in self.hub.subscribe(self.store, self.store.recorder, execution_id,
                                               after_seq):
+            if execution_id is None and self._tenant_of(event.execution_id) != tenant:
+                continue  # the all-executions stream carries the caller's tenant only
             yield Event.model_validate(event, from_attributes=True)
 
     # ------------------------------------------------------------------ replay and diff
 
     async def _prepare_replay(self, execution_id: str, options: ReplayOptions) -> PreparedReplay:
         await self.store.recorder.flush()
-        original = self.store.get_execution(execution_id)
-        if original is None:
-            raise NotFound(f"no execution {execution_id!r} to replay")
+        original = self._record(execution_id)
         engine = (self._engine(original.pipeline) if options.use_current_definition
                   else await self._snapshot_engine(original.definition_hash))
         pipeline = engine.definition.pipelines.get(original.pipeline)
         if pipeline is None:
             raise InvalidInput(f"pipeline {original.pipeline!r} is not in the definition to replay")
-        mocked = {m.step for m in self.mocks.list(original.pipeline) if m.enabled}
+        mocked = {m.step for m in self.mocks.list(original.pipeline, tenant=original.tenant)
+                  if m.enabled}
         return prepare_replay(self.store, original, execution_id, options, pipeline,
                               engine.definition.hash, mocked)
 
@@ -396,17 +452,19 @@ class LocalService:
 
     async def diff(self, a: str, b: str) -> ExecutionDiff:
         await self.store.recorder.flush()
+        self._record(a)
+        self._record(b)
         return diff_executions(self.store, a, b)
 
     # ------------------------------------------------------------------ debugger
 
     async def list_breakpoints(self) -> list[Breakpoint]:
-        return self.debugger.breakpoints()
+        return self.debugger.breakpoints(current_tenant.get())
 
     async def set_breakpoint(self, pipeline: str, step: str,
                              condition: str | None = None) -> Breakpoint:
         self._check_step(pipeline, step)
-        return self.debugger.set(pipeline, step, condition)
+        return self.debugger.set(pipeline, step, condition, tenant=current_tenant.get())
 
     def _check_step(self, pipeline: str, step: str) -> None:
         definition = self._engine(pipeline).definition.pipelines[pipeline]
@@ -423,35 +481,36 @@ class LocalService:
             raise InvalidInput(f"pipeline {pipeline!r} has no step {step!r}")
 
     async def remove_breakpoint(self, breakpoint_id: str) -> None:
-        self.debugger.remove(breakpoint_id)
+        self.debugger.remove(breakpoint_id, tenant=current_tenant.get())
 
     async def enable_breakpoint(self, breakpoint_id: str, enabled: bool = True) -> Breakpoint:
-        return self.debugger.enable(breakpoint_id, enabled)
+        return self.debugger.enable(breakpoint_id, enabled, tenant=current_tenant.get())
 
     async def pause_new_runs(self, pipeline: str, enabled: bool = True) -> None:
         self._engine(pipeline)
-        self.debugger.pause_new_runs(pipeline, enabled)
+        self.debugger.pause_new_runs(pipeline, enabled, tenant=current_tenant.get())
 
     async def paused(self) -> list[PausedExecution]:
-        return self.debugger.paused()
+        tenant = current_tenant.get()
+        return [p for p in self.debugger.paused() if self._tenant_of(p.execution_id) == tenant]
 
     async def resume(self, execution_id: str, action: ResumeAction = "continue",
                      patch: list[dict[str, Any]] | None = None) -> None:
-        if not any(p.execution_id == execution_id for p in self.debugger.paused()):
+        if not any(p.execution_id == execution_id for p in await self.paused()):
             self._record(execution_id)
         self.debugger.resume(execution_id, action, patch)
 
     # ------------------------------------------------------------------ mocks
 
     async def list_mocks(self, pipeline: str | None = None) -> list[Mock]:
-        return self.mocks.list(pipeline)
+        return self.mocks.list(pipeline, tenant=current_tenant.get())
 
     async def set_mock(self, pipeline: str, step: str, *, mode: MockMode = "fixed",
                        output: Any = None, error: dict[str, Any] | None = None,
                        delay_ms: float = 0.0, enabled: bool = True) -> Mock:
         self._check_step(pipeline, step)
         return self.mocks.set(pipeline, step, mode=mode, output=output, error=error,
-                              delay_ms=delay_ms, enabled=enabled)
+                              delay_ms=delay_ms, enabled=enabled, tenant=current_tenant.get())
 
     async def mock_from_execution(self, execution_id: str, step: str) -> Mock:
         await self.store.recorder.flush()
@@ -471,13 +530,13 @@ class LocalService:
         if found is None:
             raise InvalidInput(f"step {step!r} has no recorded output in execution {execution_id!r}")
         return self.mocks.set(record.pipeline, found, mode="recorded", output=output,
-                              source_execution_id=execution_id)
+                              source_execution_id=execution_id, tenant=record.tenant)
 
     async def remove_mock(self, mock_id: str) -> None:
-        self.mocks.remove(mock_id)
+        self.mocks.remove(mock_id, tenant=current_tenant.get())
 
     async def clear_mocks(self, pipeline: str | None = None) -> int:
-        return self.mocks.clear(pipeline)
+        return self.mocks.clear(pipeline, tenant=current_tenant.get())
 
     # ------------------------------------------------------------------ dead-letter queue
 
@@ -506,16 +565,16 @@ class LocalService:
     # ------------------------------------------------------------------ backfill
 
     async def start_backfill(self, request: BackfillRequest) -> Backfill:
-        return await self.backfills.start(request)
+        return await self._backfill_manager().start(request)
 
     async def list_backfills(self) -> list[Backfill]:
-        return self.backfills.list()
+        return self._backfill_manager().list()
 
     async def get_backfill(self, backfill_id: str) -> Backfill:
-        return self.backfills.get(backfill_id)
+        return self._backfill_manager().get(backfill_id)
 
     async def cancel_backfill(self, backfill_id: str) -> Backfill:
-        return await self.backfills.cancel(backfill_id)
+        return await self._backfill_manager().cancel(backfill_id)
 
     # ------------------------------------------------------------------ event schemas
 

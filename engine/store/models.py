@@ -228,6 +228,8 @@ class Breakpoint(Base):
     __tablename__ = "breakpoints"
 
     id: Mapped[str] = mapped_column(String(ID), primary_key=True)
+    tenant: Mapped[str] = mapped_column(String(ID), default="default",
+                                        server_default="default")
     pipeline: Mapped[str] = mapped_column(String(NAME))
     step: Mapped[str] = mapped_column(String(1000))
     condition: Mapped[str | None] = mapped_column(Text)  # jq program
@@ -235,7 +237,8 @@ class Breakpoint(Base):
     hit_count: Mapped[int] = mapped_column(Integer, default=0)
     created: Mapped[float] = mapped_column(Float)
 
-    __table_args__ = (Index("ix_breakpoints_pipeline_step", "pipeline", "step"),)
+    __table_args__ = (Index("ix_breakpoints_pipeline_step", "pipeline", "step"),
+                      Index("ix_breakpoints_tenant_pipeline_step", "tenant", "pipeline", "step"))
 
 
 class ApiKey(Base):

@@ -46,7 +46,7 @@ from engine.store.recorder import CoreSink, PgSink, Recorder, Sink, SqliteSink
 from engine.store.records import EventRecord, ExecutionRecord, StepRunRecord
 
 SQLITE_INLINE_ROWS = 3000  # larger SQLite batches are written off the loop (see recorder.py)
-HEAD_REVISION = "0001"  # the newest migration in migrations/versions (a test keeps them equal)
+HEAD_REVISION = "0002"  # the newest migration in migrations/versions (a test keeps them equal)
 MIGRATIONS = Path(__file__).parent / "migrations"
 _PG_LOCK = 0x77667374  # advisory lock id held while migrating a PostgreSQL store
 _MAX_KEY = 255  # longer idempotency keys are stored as their sha256

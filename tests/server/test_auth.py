@@ -123,7 +123,7 @@ def test_the_key_and_its_tenant_are_recorded_for_the_request(keys: KeyStore) -> 
 
     name, (seen, tenant) = contextvars.copy_context().run(call)
     assert (name, seen, tenant) == ("acme reader", "acme reader", "acme")
-    assert current_tenant.get() is None  # nothing leaks out of the request's context
+    assert current_tenant.get() == "default"  # nothing leaks out of the request's context
     with pytest.raises(Forbidden):
         authenticate(keys, secret, "run")
     with pytest.raises(Unauthorized):
