@@ -63,7 +63,7 @@ from engine.service.models import (
     VersionInfo,
 )
 from engine.service.protocol import Progress
-from engine.service.replay import PreparedReplay, prepare_replay
+from engine.service.replay import PreparedReplay, prepare_replay, step_outputs
 from engine.steps.base import Registry, default_registry
 from engine.store import models
 from engine.store.records import EventRecord, ExecutionRecord
@@ -517,16 +517,9 @@ class LocalService:
         record = self._record(execution_id)
         output: Any = None
         found = None
-        after = 0
-        while True:
-            page = self.store.events(execution_id, after_seq=after, types=["step.output"],
-                                     limit=1000)
-            for event in page:
-                if step in (event.data.get("path"), event.data.get("step")):
-                    found, output = event.data.get("path") or step, event.data.get("output")
-            if len(page) < 1000:
-                break
-            after = page[-1].seq
+        for data in step_outputs(self.store, execution_id):  # the last output of that step wins
+            if step in (data.get("path"), data.get("step")):
+                found, output = data.get("path") or step, data.get("output")
         if found is None:
             raise InvalidInput(f"step {step!r} has no recorded output in execution {execution_id!r}")
         return self.mocks.set(record.pipeline, found, mode="recorded", output=output,

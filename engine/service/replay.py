@@ -8,6 +8,7 @@ of the steps a ``from_step`` replay reuses.
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,17 +36,22 @@ class PreparedReplay:
     plan: ReplayPlan
 
 
-def recorded_outputs(store: Store, execution_id: str) -> dict[str, Any]:
-    """The last recorded output of every step path of an execution."""
-    outputs: dict[str, Any] = {}
+def step_outputs(store: Store, execution_id: str) -> Iterator[dict[str, Any]]:
+    """The data of every ``step.output`` event of an execution, in order, read in pages."""
     after = 0
     while True:
         page = store.events(execution_id, after_seq=after, types=["step.output"], limit=1000)
         for event in page:
-            outputs[str(event.data.get("path") or event.data.get("step"))] = event.data.get("output")
+            yield event.data
         if len(page) < 1000:
-            return outputs
+            return
         after = page[-1].seq
+
+
+def recorded_outputs(store: Store, execution_id: str) -> dict[str, Any]:
+    """The last recorded output of every step path of an execution."""
+    return {str(data.get("path") or data.get("step")): data.get("output")
+            for data in step_outputs(store, execution_id)}
 
 
 def prepare_replay(store: Store, original: ExecutionRecord | None, execution_id: str,
