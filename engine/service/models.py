@@ -50,6 +50,12 @@ class StepTypeInfo(BaseModel):
     schema_: dict[str, Any] = Field(alias="schema")
     output: str
     example: dict[str, Any] | None = None
+    # Structure the editor draws without knowing types by name (plugins included):
+    # config key -> "list" | "single" | "map" of sub-steps, and config paths naming steps.
+    substep_keys: dict[str, str] = Field(default_factory=dict)
+    step_refs: list[str] = Field(default_factory=list)
+    module_refs: list[str] = Field(default_factory=list)
+    program_keys: list[str] = Field(default_factory=list)
 
     model_config = {"populate_by_name": True}
 

@@ -1,0 +1,66 @@
+"""Fixtures for the studio's widget tests: offscreen Qt, a qasync loop and a real service.
+
+Widgets are real, the service is the real LocalService on a SQLite file in tmp_path with
+the example workspace (copied, so tests may edit and save files) loaded into it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+import pytest  # noqa: E402
+import qasync  # noqa: E402
+
+from engine.service.local import LocalService  # noqa: E402
+from engine.service.models import StepTypeInfo  # noqa: E402
+
+WORKSPACE = Path(__file__).resolve().parents[2] / "resources" / "workspace"
+
+
+@pytest.fixture
+def qloop(qapp) -> Iterator[asyncio.AbstractEventLoop]:  # type: ignore[no-untyped-def]
+    """A qasync loop on the test's QApplication, set as the current loop."""
+    loop = qasync.QEventLoop(qapp, already_running=False)
+    asyncio.set_event_loop(loop)
+    try:
+        yield loop
+    finally:
+        pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
+        for task in pending:
+            task.cancel()
+        if pending:
+            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        asyncio.set_event_loop(None)
+        loop.close()
+
+
+@pytest.fixture
+def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A private copy of the example workspace; DATA_DIR points into tmp_path."""
+    folder = tmp_path / "workspace"
+    shutil.copytree(WORKSPACE, folder)
+    data = tmp_path / "data"
+    data.mkdir()
+    monkeypatch.setenv("DATA_DIR", str(data))
+    return folder
+
+
+@pytest.fixture
+def service(qloop: asyncio.AbstractEventLoop, workspace: Path, tmp_path: Path) -> Iterator[LocalService]:
+    files = sorted(workspace.glob("*.yaml"))
+    svc = qloop.run_until_complete(LocalService.open(files, store=f"sqlite:///{tmp_path / 'store.db'}"))
+    try:
+        yield svc
+    finally:
+        qloop.run_until_complete(svc.close())
+
+
+@pytest.fixture
+def type_infos(qloop: asyncio.AbstractEventLoop, service: LocalService) -> list[StepTypeInfo]:
+    return qloop.run_until_complete(service.step_types())
