@@ -1,4 +1,10 @@
-"""Idempotency keys: one in-process lock per key, the store's table across processes."""
+"""Idempotency keys: one in-process lock per key, the store's table across processes.
+
+On a shared PostgreSQL store the lock is the store's distributed lock instead: then one
+process at a time runs the step for a key, and a pending claim found under the lock was
+left by a process that died holding it (its lock went with it), so it is taken over at
+once instead of after the key's TTL.
+"""
 
 from __future__ import annotations
 
@@ -22,6 +28,10 @@ class IdempotencyKeys:
 
     @asynccontextmanager
     async def lock(self, pipeline: str, step: str, key: str) -> AsyncIterator[None]:
+        if self.store is not None and self.store.distributed:
+            async with self.store.lock(f"idempotency:{pipeline}:{step}:{key}"):
+                yield
+            return
         ident = (pipeline, step, key)
         lock = self._locks.setdefault(ident, asyncio.Lock())
         try:
@@ -42,7 +52,8 @@ class IdempotencyKeys:
 
     def claim(self, pipeline: str, step: str, key: str, owner: str, ttl: float) -> bool:
         if self.store is not None:
-            return self.store.idem_claim(pipeline, step, key, owner, time.time(), ttl)
+            return self.store.idem_claim(pipeline, step, key, owner, time.time(), ttl,
+                                         take_over=self.store.distributed)
         return True  # in memory the asyncio lock already serializes claimants
 
     def complete(self, pipeline: str, step: str, key: str, output: Any, ttl: float) -> None:

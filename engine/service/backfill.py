@@ -123,7 +123,8 @@ class BackfillManager:
                 id=backfill_id, tenant=self.tenant or "default", pipeline=request.pipeline,
                 source=source, range_start=request.since, range_end=request.until,
                 status="running", total=len(items), done=0, succeeded=0, failed=0,
-                concurrency=request.concurrency, error=None, created=now, updated=now))
+                concurrency=request.concurrency, error=None, created=now, updated=now,
+                owner=self.store.instance_id))  # a restart fails it if this process dies
         task = asyncio.create_task(
             self._run(backfill_id, request.pipeline, items, request.concurrency),
             name=f"backfill {backfill_id}")

@@ -185,8 +185,9 @@ class DlqManager:
                 cond = [t.c.id == entry.id, t.c.status == "pending"]
                 if not force:
                     cond.append(t.c.retry_count < t.c.max_retries)
-                claimed = conn.execute(update(t).where(*cond).values(status="retrying",
-                                                                     updated=now))
+                # The owner lets a restart put the entry back if this process dies mid-retry.
+                claimed = conn.execute(update(t).where(*cond).values(
+                    status="retrying", updated=now, owner=self.store.instance_id))
                 if claimed.rowcount != 1:
                     lost.append(entry.id)
             if lost:

@@ -27,7 +27,8 @@ if TYPE_CHECKING:
     from engine.store.store import Store
 
 TERMINAL_EVENTS: Final = frozenset({"execution.completed", "execution.failed",
-                                    "execution.cancelled", "execution.compensated"})
+                                    "execution.cancelled", "execution.compensated",
+                                    "execution.interrupted"})
 DEFAULT_MAXSIZE: Final = 10_000
 PAGE_SIZE: Final = 1000
 

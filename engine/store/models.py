@@ -94,6 +94,7 @@ class Execution(Base):
     replay_of: Mapped[str | None] = mapped_column(String(ID))
     tenant: Mapped[str] = mapped_column(String(ID), default="default")
     event_count: Mapped[int] = mapped_column(Integer, default=0)
+    owner: Mapped[str | None] = mapped_column(String(ID))  # the instance running it
 
     __table_args__ = (
         # Newest first, keyset-paginated on (started_at, id); one index per common filter.
@@ -194,6 +195,7 @@ class DlqEntry(Base):
     retry_count: Mapped[int] = mapped_column(Integer, default=0)
     max_retries: Mapped[int] = mapped_column(Integer, default=3)
     last_retry_id: Mapped[str | None] = mapped_column(String(ID))  # latest retry's execution
+    owner: Mapped[str | None] = mapped_column(String(ID))  # the instance retrying it
     created: Mapped[float] = mapped_column(Float)
     updated: Mapped[float] = mapped_column(Float)
     resolved: Mapped[float | None] = mapped_column(Float)
@@ -291,8 +293,40 @@ class Backfill(Base):
     created: Mapped[float] = mapped_column(Float)
     updated: Mapped[float] = mapped_column(Float)
     ended: Mapped[float | None] = mapped_column(Float)
+    owner: Mapped[str | None] = mapped_column(String(ID))  # the instance running it
 
     __table_args__ = (Index("ix_backfills_tenant_created", "tenant", "created"),)
+
+
+class Instance(Base):
+    """An open store (an engine process); see engine/store/presence.py."""
+
+    __tablename__ = "instances"
+
+    id: Mapped[str] = mapped_column(String(ID), primary_key=True)
+    host: Mapped[str] = mapped_column(String(NAME))
+    pid: Mapped[int] = mapped_column(Integer)
+    started: Mapped[float] = mapped_column(Float)
+
+
+class PausedExecution(Base):
+    """A debugger pause, visible to every process; ``command`` is a resume sent from another."""
+
+    __tablename__ = "paused_executions"
+
+    execution_id: Mapped[str] = mapped_column(String(ID), primary_key=True)
+    tenant: Mapped[str] = mapped_column(String(ID))
+    pipeline: Mapped[str] = mapped_column(String(NAME))
+    step: Mapped[str] = mapped_column(String(NAME))
+    path: Mapped[str] = mapped_column(String(1000))
+    reason: Mapped[str] = mapped_column(String(SHORT))
+    breakpoint_id: Mapped[str | None] = mapped_column(String(ID))
+    paused_at: Mapped[float] = mapped_column(Float)
+    context: Mapped[Any | None] = mapped_column(JsonType)
+    owner: Mapped[str | None] = mapped_column(String(ID))
+    command: Mapped[Any | None] = mapped_column(JsonType)  # {action, patch, by, request}
+
+    __table_args__ = (Index("ix_paused_executions_tenant_paused_at", "tenant", "paused_at"),)
 
 
 executions = Base.metadata.tables["executions"]
@@ -306,3 +340,5 @@ breakpoints = Base.metadata.tables["breakpoints"]
 api_keys = Base.metadata.tables["api_keys"]
 event_schemas = Base.metadata.tables["event_schemas"]
 backfills = Base.metadata.tables["backfills"]
+instances = Base.metadata.tables["instances"]
+paused_executions = Base.metadata.tables["paused_executions"]

@@ -51,11 +51,12 @@ def _text(value: str | None) -> str | None:
     return value
 
 
-def execution_row(r: ExecutionRecord) -> Row:
+def execution_row(r: ExecutionRecord, owner: str | None = None) -> Row:
+    """``owner``: the instance (open store) running the execution, for crash recovery."""
     return (r.id, r.pipeline, r.status, r.trigger_type, dumps_or_none(r.trigger_payload),
             r.started_at, r.ended_at, r.duration_ms, dumps_or_none(r.output),
             dumps_or_none(r.error), r.definition_hash, r.parent_id, r.replay_of, r.tenant,
-            r.event_count)
+            r.event_count, owner)
 
 
 def step_run_row(r: StepRunRecord) -> Row:
@@ -66,7 +67,7 @@ def step_run_row(r: StepRunRecord) -> Row:
 
 EXEC_COLS = ("id", "pipeline", "status", "trigger_type", "trigger_payload", "started_at",
              "ended_at", "duration_ms", "output", "error", "definition_hash", "parent_id",
-             "replay_of", "tenant", "event_count")
+             "replay_of", "tenant", "event_count", "owner")
 EXEC_JSON = frozenset({"trigger_payload", "output", "error"})
 STEP_COLS = ("execution_id", "path", "step", "type", "seq", "iteration", "attempt", "status",
              "started_at", "ended_at", "duration_ms", "error", "output_size", "flags")
@@ -313,6 +314,7 @@ class Recorder:
         self._error: StoreError | None = None  # a failed background batch, for the next flush
         self._closed = False
         self.batches = 0  # committed batches (for tests and benchmarks)
+        self.owner: str | None = None  # the store's instance id, written on every execution row
 
     # ------------------------------------------------------------------ hand-over (executor)
 
@@ -438,7 +440,8 @@ class Recorder:
 
     def _cut(self) -> Batch:
         """Serialize and take everything pending (on the loop thread)."""
-        batch = Batch([execution_row(r) for r in self._executions.values()],
+        owner = self.owner
+        batch = Batch([execution_row(r, owner) for r in self._executions.values()],
                       [step_run_row(r) for r in self._step_runs.values()],
                       self._events)
         self._executions = {}

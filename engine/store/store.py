@@ -15,7 +15,7 @@ import sqlite3
 import time
 import uuid
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractAsyncContextManager, contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -27,10 +27,12 @@ from sqlalchemy import (
     create_engine,
     delete,
     event,
+    false,
     func,
     make_url,
     or_,
     select,
+    true,
     tuple_,
     update,
 )
@@ -42,11 +44,14 @@ from sqlalchemy.pool import StaticPool
 from engine.errors import StoreError
 from engine.store import models
 from engine.store.codec import dumps, loads
+from engine.store.locks import StoreLocks
+from engine.store.presence import Listener, PgPresence, SqlitePresence, new_instance_id
 from engine.store.recorder import CoreSink, PgSink, Recorder, Sink, SqliteSink
 from engine.store.records import EventRecord, ExecutionRecord, StepRunRecord
+from engine.store.recovery import Recovered, recover_pg, recover_sqlite
 
 SQLITE_INLINE_ROWS = 3000  # larger SQLite batches are written off the loop (see recorder.py)
-HEAD_REVISION = "0002"  # the newest migration in migrations/versions (a test keeps them equal)
+HEAD_REVISION = "0003"  # the newest migration in migrations/versions (a test keeps them equal)
 MIGRATIONS = Path(__file__).parent / "migrations"
 _PG_LOCK = 0x77667374  # advisory lock id held while migrating a PostgreSQL store
 _MAX_KEY = 255  # longer idempotency keys are stored as their sha256
@@ -137,6 +142,83 @@ class Store:
         inline = SQLITE_INLINE_ROWS if self.dialect == "sqlite" else 0
         self.recorder = Recorder(sink, inline_rows=inline, threaded=not memory)
         self._closed = False
+        # Which engine process this open store is (see presence.py): the owner of the
+        # executions, DLQ retries and backfills it runs, for crash recovery by others.
+        self.instance_id = new_instance_id()
+        self.recorder.owner = self.instance_id
+        self._locks = StoreLocks(engine, "memory:" + self.instance_id if memory else
+                                 f"{self.dialect}:{engine.url.render_as_string(hide_password=True)}")
+        self._pg_presence: PgPresence | None = None
+        self._sqlite_presence: SqlitePresence | None = None
+        self.recovered = Recovered()  # what recovery found when this store opened
+
+    def _start_presence(self) -> None:
+        """Register this instance and recover what dead ones left (see recovery.py)."""
+        if self.dialect == "postgresql":
+            self._pg_presence = PgPresence(self._engine, self.instance_id, sweep=self._sweep)
+            self.recovered = self.recover()
+        elif self._engine.url.database not in (None, "", ":memory:"):
+            presence = self._sqlite_presence = SqlitePresence(str(self._engine.url.database))
+            try:
+                if presence.alone:
+                    self.recovered = self.recover()
+            finally:
+                presence.settle()
+
+    def recover(self) -> Recovered:
+        """Mark what dead engine processes left running; returns what was found.
+
+        PostgreSQL: any instance whose liveness lock is free is dead. SQLite: only when this
+        store was the only one open on the file at open (otherwise nothing is touched).
+        """
+        if self.dialect == "postgresql":
+            with self.begin() as conn:
+                return recover_pg(conn, self.instance_id)
+        if self._sqlite_presence is not None and self._sqlite_presence.alone:
+            with self.begin() as conn:
+                return recover_sqlite(conn)
+        return Recovered()
+
+    def _sweep(self) -> None:
+        if not self._closed:
+            self.recover()
+
+    # ------------------------------------------------------------------ cross-process
+
+    @property
+    def distributed(self) -> bool:
+        """Whether locks and notifications reach other processes (PostgreSQL)."""
+        return self._pg_presence is not None
+
+    def lock(self, name: str, timeout: float | None = None) -> AbstractAsyncContextManager[None]:
+        """``async with store.lock(name, timeout=5):`` one holder of ``name`` at a time.
+
+        PostgreSQL: across every process on the database (advisory locks; a dead process's
+        locks go with its connection). SQLite: within this process. A lock not free within
+        ``timeout`` seconds raises ``LockTimeout`` (a ``StoreError``).
+        """
+        return self._locks.lock(name, timeout)
+
+    def listen(self, channel: str, listener: Listener) -> None:
+        """Call ``listener(channel, payload)`` (on a background thread) for each NOTIFY on
+        ``channel`` (one of presence.CHANNELS). Nothing on SQLite."""
+        if self._pg_presence is not None:
+            self._pg_presence.listen(channel, listener)
+
+    def unlisten(self, channel: str, listener: Listener) -> None:
+        if self._pg_presence is not None:
+            self._pg_presence.unlisten(channel, listener)
+
+    def notify(self, channel: str, payload: str, conn: Connection | None = None) -> None:
+        """NOTIFY every process listening on ``channel`` (PostgreSQL; delivered at commit,
+        so pass ``conn`` to send it with that transaction's writes)."""
+        if self.dialect != "postgresql":
+            return
+        if conn is not None:
+            conn.exec_driver_sql("SELECT pg_notify(%(c)s, %(p)s)", {"c": channel, "p": payload})
+            return
+        with self.begin() as own:
+            own.exec_driver_sql("SELECT pg_notify(%(c)s, %(p)s)", {"c": channel, "p": payload})
 
     # ------------------------------------------------------------------ opening
 
@@ -158,6 +240,15 @@ class Store:
         except BaseException:
             engine.dispose()
             raise
+        try:
+            store._start_presence()
+        except SQLAlchemyError as exc:
+            store.close()
+            reason = " ".join(str(getattr(exc, "orig", None) or exc).split())
+            raise StoreError(f"cannot open the store {shown}: {reason}") from exc
+        except BaseException:
+            store.close()
+            raise
         return store
 
     @property
@@ -173,6 +264,11 @@ class Store:
         try:
             self.recorder.close()
         finally:
+            self._locks.close()
+            if self._pg_presence is not None:
+                self._pg_presence.close()
+            if self._sqlite_presence is not None:
+                self._sqlite_presence.close()
             self._engine.dispose()
 
     def __enter__(self) -> Store:
@@ -320,12 +416,13 @@ class Store:
         return (True, row[0]) if row is not None else (False, None)
 
     def idem_claim(self, pipeline: str, step: str, key: str, owner: str, now: float,
-                   ttl: float) -> bool:
+                   ttl: float, take_over: bool = False) -> bool:
         """Claim the right to run the step for ``key`` for ``ttl`` seconds.
 
         Exactly one claimant wins, across processes: the pending row's primary key decides.
         An expired row (a crashed owner's claim, or an outdated result) may be taken over;
-        the current owner claiming again also wins.
+        the current owner claiming again also wins. ``take_over``: any pending claim may be
+        taken (the caller holds the key's distributed lock, so its owner is gone).
         """
         t = models.idempotency_keys
         k = _idem_key(key)
@@ -338,7 +435,8 @@ class Store:
             taken = conn.execute(
                 update(t).where(t.c.pipeline == pipeline, t.c.step == step, t.c.key == k,
                                 or_(t.c.expires <= now,
-                                    and_(t.c.status == "pending", t.c.owner == owner)))
+                                    and_(t.c.status == "pending",
+                                         or_(t.c.owner == owner, true() if take_over else false()))))
                 .values(status="pending", owner=owner, output=None, created=now,
                         expires=now + ttl))
             return taken.rowcount == 1
