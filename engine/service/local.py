@@ -174,6 +174,7 @@ class LocalService:
         await self.close()
 
     async def close(self) -> None:
+        self.debugger.close()
         self.debugger.abort_all()
         for backfills in self._backfills.values():
             await backfills.close()
@@ -207,6 +208,17 @@ class LocalService:
         """Load (or reload) a pipeline file; returns its pipeline names."""
         definition = load_file(os.fspath(file), registry=self.registry, env=self.env)
         return await self._install(definition)
+
+    async def unload_file(self, file: str | os.PathLike[str]) -> list[str]:
+        """Forget a pipeline file (deleted or closed); returns the pipeline names it held."""
+        here = os.path.abspath(file)
+        for path, engine in list(self._engines.items()):
+            if os.path.abspath(path) == here:
+                del self._engines[path]
+                if not engine.running:
+                    await engine.close()
+                return list(engine.definition.pipelines)
+        return []
 
     def _check_clash(self, definition: Definition) -> None:
         here = os.path.abspath(definition.path)
@@ -305,7 +317,9 @@ class LocalService:
 
     async def step_types(self) -> list[StepTypeInfo]:
         return [StepTypeInfo(name=t.name, description=t.description, category=t.category,
-                             schema_=t.schema, output=t.output, example=t.example)
+                             schema_=t.schema, output=t.output, example=t.example,
+                             substep_keys=dict(t.substep_keys), step_refs=sorted(t.step_refs),
+                             module_refs=sorted(t.module_refs), program_keys=sorted(t.program_keys))
                 for t in sorted(self.registry.steps.values(), key=lambda t: t.name)]
 
     async def put_definition(self, yaml_text: str, file: str) -> DefinitionText:
@@ -498,7 +512,8 @@ class LocalService:
                      patch: list[dict[str, Any]] | None = None) -> None:
         if not any(p.execution_id == execution_id for p in await self.paused()):
             self._record(execution_id)
-        self.debugger.resume(execution_id, action, patch)
+        # On a shared PostgreSQL store the pause may be held by another server process.
+        await self.debugger.resume_anywhere(execution_id, action, patch)
 
     # ------------------------------------------------------------------ mocks
 
