@@ -14,6 +14,8 @@ BENCHES = [
     ["bench_live.py"],
     ["bench_service.py"],
     ["bench_server.py"],
+    ["bench_studio.py"],
+    ["bench_graph.py"],
 ]
 
 
