@@ -155,19 +155,24 @@ def _pipeline(name: str, node: MappingNode, shapes: Mapping[str, TypeShape]) -> 
 
 
 def _step_list(node: Node | None, path: YamlPath, prefix: str, parent: str | None, slot: str,
-               shapes: Mapping[str, TypeShape], nodes: dict[str, StepNode]) -> list[StepNode]:
+               shapes: Mapping[str, TypeShape], nodes: dict[str, StepNode],
+               values: Any = None) -> list[StepNode]:
     if not isinstance(node, SequenceNode):
         return []
+    values = values if isinstance(values, list) and len(values) == len(node.value) else None
     out = []
     for index, item in enumerate(node.value):
         if isinstance(item, MappingNode):
-            out.append(_step(item, (*path, index), prefix, parent, slot, shapes, nodes, index))
+            out.append(_step(item, (*path, index), prefix, parent, slot, shapes, nodes, index,
+                             values[index] if values is not None else None))
     return out
 
 
 def _step(node: MappingNode, path: YamlPath, prefix: str, parent: str | None, slot: str,
-          shapes: Mapping[str, TypeShape], nodes: dict[str, StepNode], index: int = 0) -> StepNode:
-    value = _plain(node)
+          shapes: Mapping[str, TypeShape], nodes: dict[str, StepNode], index: int = 0,
+          value: Any = None) -> StepNode:
+    # Sub-steps reuse their slice of the parent's plain value instead of converting twice.
+    value = _plain(node) if value is None else value
     value = value if isinstance(value, dict) else {}
     name = str(value.get("name") or f"#{index + 1}")
     step_id = _unique(f"{prefix}{name}", nodes)
@@ -178,28 +183,32 @@ def _step(node: MappingNode, path: YamlPath, prefix: str, parent: str | None, sl
     keys = _pairs(node)
     config = keys.get("config")
     shape = shapes.get(step.type)
-    if shape is not None and isinstance(config, MappingNode):
+    config_value = value.get("config")
+    if shape is not None and isinstance(config, MappingNode) and isinstance(config_value, dict):
         config_keys = _pairs(config)
         for key, kind in shape.substep_keys.items():
-            sub = config_keys.get(key)
+            sub, sub_value = config_keys.get(key), config_value.get(key)
             sub_path: YamlPath = (*path, "config", key)
             if kind == "list":
-                step.children += _step_list(sub, sub_path, f"{step_id}/", step_id, key, shapes, nodes)
+                step.children += _step_list(sub, sub_path, f"{step_id}/", step_id, key, shapes, nodes,
+                                            sub_value)
             elif kind == "single" and isinstance(sub, MappingNode):
-                step.children.append(_step(sub, sub_path, f"{step_id}/", step_id, key, shapes, nodes))
-            elif kind == "map" and isinstance(sub, MappingNode):
+                step.children.append(_step(sub, sub_path, f"{step_id}/", step_id, key, shapes, nodes,
+                                           value=sub_value))
+            elif kind == "map" and isinstance(sub, MappingNode) and isinstance(sub_value, dict):
                 for arm_key, arm in sub.value:
                     arm_name = str(arm_key.value) if isinstance(arm_key, ScalarNode) else "?"
                     step.children += _step_list(arm, (*sub_path, arm_name), f"{step_id}/", step_id,
-                                                f"{key}.{arm_name}", shapes, nodes)
+                                                f"{key}.{arm_name}", shapes, nodes, sub_value.get(arm_name))
     compensate = keys.get("compensate")
     if isinstance(compensate, MappingNode):
         step.compensate = _step(compensate, (*path, "compensate"), f"{step_id}/", step_id,
-                                "compensate", shapes, nodes)
+                                "compensate", shapes, nodes, value=value.get("compensate"))
     return step
 
 
 def _edges(p: PipelineOutline, shapes: Mapping[str, TypeShape]) -> Iterable[Edge]:
+    scopes: dict[str | None, dict[str, str]] = {}  # reachable names, per parent
     for siblings in _sibling_lists(p):
         for before, after in pairwise(siblings):
             yield Edge(before.id, after.id, "next")
@@ -214,9 +223,11 @@ def _edges(p: PipelineOutline, shapes: Mapping[str, TypeShape]) -> Iterable[Edge
                     yield Edge(node.id, child.id, "branch", label)
         shape = shapes.get(node.type)
         config = node.value.get("config")
-        if shape is None or not isinstance(config, dict):
+        if shape is None or not shape.step_refs or not isinstance(config, dict):
             continue
-        scope = _scope_of(p, node)
+        scope = scopes.get(node.parent)
+        if scope is None:
+            scope = scopes[node.parent] = _scope_of(p, node)
         for ref in sorted(shape.step_refs):
             for label, target in _refs(config, ref.split(".")):
                 target_id = scope.get(target) if isinstance(target, str) else None

@@ -89,8 +89,8 @@ def _drop_type(view: PipelineView, type_name: str, pos: QPoint) -> None:
     actions = Qt.DropAction.CopyAction
     no_button, no_mod = Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier
     for event in (
-        QDragEnterEvent(QPointF(pos), actions, mime, no_button, no_mod),
-        QDragMoveEvent(QPointF(pos), actions, mime, no_button, no_mod),
+        QDragEnterEvent(QPoint(pos), actions, mime, no_button, no_mod),
+        QDragMoveEvent(QPoint(pos), actions, mime, no_button, no_mod),
     ):
         QApplication.sendEvent(view.viewport(), event)
         assert event.isAccepted()
@@ -320,7 +320,7 @@ def test_broken_yaml_keeps_the_last_graph_and_shows_the_banner(open_pane):
     _drop_type_refused = QMimeData()
     _drop_type_refused.setData(MIME_STEP_TYPE, b"step.set")
     enter = QDragEnterEvent(
-        QPointF(_point(view, classify.cx, classify.bottom + 5)),
+        QPoint(_point(view, classify.cx, classify.bottom + 5)),
         Qt.DropAction.CopyAction,
         _drop_type_refused,
         Qt.MouseButton.NoButton,
