@@ -306,6 +306,8 @@ def _scalar(node: ScalarNode) -> Any:
         return text == "true"
     if text in ("null", "~", ""):
         return None
+    if text[0] not in "0123456789-+.":  # most scalars are names: skip the failing conversions
+        return text
     try:
         return int(text)
     except ValueError:
