@@ -302,7 +302,8 @@ def _parse_age(text: str) -> float:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="wfstudio",
-        description="Validate, run, debug and replay workflow pipelines; read the event store.")
+        description="Validate, run, debug and replay workflow pipelines; read the event store.",
+        epilog="`wfstudio` alone, or `wfstudio studio [PATH]`, opens the desktop studio.")
     parser.add_argument("--version", action="version", version=f"wfstudio {__version__}")
     store_help = "event store URL (default: $WFSTUDIO_STORE or the SQLite file in your data dir)"
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")

@@ -1,0 +1,111 @@
+"""The service behind the studio and how a workspace's files reach it.
+
+Every pane talks to ``backend.service`` (a :class:`StudioService`); which implementation
+it is (the embedded engine or a remote server) is decided here and nowhere else. The one
+thing that differs is how a saved file reaches the engine: the embedded service loads it
+from disk, a remote server receives it through ``put_definition``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from PySide6.QtCore import QObject, Signal
+
+from engine.service.errors import ServiceError
+from engine.service.local import LocalService
+from engine.service.models import DiagnosticInfo, StepTypeInfo, VersionInfo
+from engine.service.protocol import StudioService
+
+PIPELINE_SUFFIXES = (".yaml", ".yml")
+
+
+def pipeline_files(folder: Path) -> list[Path]:
+    """Pipeline files of a workspace, hidden folders and files skipped."""
+    found: list[Path] = []
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        found += [Path(root) / f for f in sorted(files)
+                  if f.endswith(PIPELINE_SUFFIXES) and not f.startswith(".")]
+    return found
+
+
+class Backend(QObject):
+    """The connected service, its version and step types, and file synchronisation."""
+
+    diagnosticsChanged = Signal(str, list)  # (file, list[DiagnosticInfo])
+    pipelinesChanged = Signal()
+
+    def __init__(self, service: StudioService, label: str, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.service = service
+        self.label = label  # "Embedded" or a profile name
+        self.version: VersionInfo | None = None
+        self.type_infos: list[StepTypeInfo] = []
+
+    @property
+    def embedded(self) -> bool:
+        return isinstance(self.service, LocalService)
+
+    @classmethod
+    async def embedded_backend(cls, store: str | None = None) -> Backend:
+        backend = cls(await LocalService.open(store=store), "Embedded")
+        await backend.refresh_info()
+        return backend
+
+    async def refresh_info(self) -> None:
+        self.version = await self.service.version()
+        self.type_infos = await self.service.step_types()
+
+    async def close(self) -> None:
+        close = getattr(self.service, "close", None)
+        if close is not None:
+            await close()
+
+    async def validate(self, path: Path, text: str) -> list[DiagnosticInfo]:
+        diagnostics = await self.service.validate(text, str(path))
+        self.diagnosticsChanged.emit(str(path), diagnostics)
+        return diagnostics
+
+    async def sync_file(self, path: Path, text: str) -> list[DiagnosticInfo]:
+        """Validate a saved file and, when it is valid, (re)load it into the engine.
+
+        Returns the diagnostics (errors mean the engine keeps the previous version). A clash
+        with a pipeline of another file comes back as a diagnostic too.
+        """
+        diagnostics = await self.validate(path, text)
+        if any(d.severity == "error" for d in diagnostics):
+            return diagnostics
+        try:
+            if isinstance(self.service, LocalService):
+                await self.service.load_file(path)
+            else:
+                await self.service.put_definition(text, str(path))
+        except ServiceError as exc:
+            diagnostics = [*diagnostics, DiagnosticInfo(file=str(path), line=1, col=1, message=str(exc))]
+            self.diagnosticsChanged.emit(str(path), diagnostics)
+            return diagnostics
+        self.pipelinesChanged.emit()
+        return diagnostics
+
+    async def forget_file(self, path: Path) -> None:
+        """A file was deleted: the embedded engine stops serving its pipelines."""
+        if isinstance(self.service, LocalService):
+            await self.service.unload_file(path)
+            self.pipelinesChanged.emit()
+        self.diagnosticsChanged.emit(str(path), [])
+
+    async def load_workspace(self, folder: Path) -> dict[str, list[DiagnosticInfo]]:
+        """Validate every pipeline file of ``folder`` and load the valid ones."""
+        problems: dict[str, list[DiagnosticInfo]] = {}
+        for path in pipeline_files(folder):
+            try:
+                text = path.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                problems[str(path)] = [DiagnosticInfo(file=str(path), line=1, col=1,
+                                                      message=f"cannot read the file: {exc}")]
+                self.diagnosticsChanged.emit(str(path), problems[str(path)])
+                continue
+            problems[str(path)] = await self.sync_file(path, text)
+        return problems

@@ -1,0 +1,124 @@
+"""Start the studio: ``wfstudio`` (the example workspace) or ``wfstudio studio PATH``.
+
+The window is shown before the engine is opened: the embedded service (store, migrations,
+step registry) starts on the event loop while the window is already usable, and the panes
+fill in when it is ready.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+_STARTED = time.perf_counter()
+
+from app.icons import resources_dir  # noqa: E402  (after _STARTED: it is timed too)
+
+EXAMPLE_WORKSPACE = resources_dir() / "workspace"
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="wfstudio studio",
+                                     description="Open the Workflow Studio desktop app.")
+    parser.add_argument("path", nargs="?", help="a folder of pipeline files, or one file "
+                        "(default: the last workspace, else the example workspace)")
+    parser.add_argument("--store", help="event store URL for the embedded engine "
+                        "(default: the user data dir)")
+    parser.add_argument("--theme", choices=["light", "dark"],
+                        help="colour theme (default: the last one used)")
+    parser.add_argument("--settings", help=argparse.SUPPRESS)  # an INI file (tests, screenshots)
+    parser.add_argument("--startup-probe", action="store_true", help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    import qasync
+    from PySide6.QtWidgets import QApplication
+
+    from app import theme
+    from app.settings import Settings
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setApplicationName("Workflow Studio")
+    app.setOrganizationName("wfstudio")
+    settings = Settings(args.settings) if args.settings else Settings()
+    theme.apply(args.theme or settings.theme(), app)  # type: ignore[arg-type]
+
+    target = Path(args.path).expanduser() if args.path else None
+    if target is not None and not target.exists():
+        print(f"wfstudio: {target} does not exist; pass a folder of pipeline files", file=sys.stderr)
+        return 2
+    last = settings.last_workspace()
+    folder = (target if target is None or target.is_dir() else target.parent) \
+        or (Path(last) if last and Path(last).is_dir() else EXAMPLE_WORKSPACE)
+    if folder == EXAMPLE_WORKSPACE or folder.resolve() == EXAMPLE_WORKSPACE.resolve():
+        _example_environment()
+
+    from app.shell.main_window import MainWindow
+
+    loop = qasync.QEventLoop(app)
+    asyncio.set_event_loop(loop)
+    window = MainWindow(settings, folder.resolve())
+    window.restore_state()
+    window.show()
+    shown = time.perf_counter() - _STARTED
+    ready = asyncio.Event()
+
+    async def connect() -> None:
+        from app.backend import Backend
+
+        try:
+            backend = await Backend.embedded_backend(args.store)
+        except Exception as exc:  # the window stays; the message says what failed
+            window.backend_label.setText("Engine unavailable")
+            window._show_error("The engine could not start", str(exc))
+            ready.set()
+            return
+        window.set_backend(backend)
+        await backend.load_workspace(folder)
+        ready.set()
+        files = settings.open_files(str(folder.resolve())) or []
+        for file in files:
+            if Path(file).is_file():
+                window.open_file(Path(file))
+        if target is not None and target.is_file():
+            window.open_file(target)
+        elif not window.editors():
+            first = next(iter(sorted(folder.glob("*.yaml"))), None)
+            if first is not None:
+                window.open_file(first)
+
+    async def probe() -> None:
+        await ready.wait()
+        await asyncio.sleep(0)
+        print(json.dumps({"window_shown_s": round(shown, 3),
+                          "engine_ready_s": round(time.perf_counter() - _STARTED, 3)}))
+        window.close()
+
+    loop.create_task(connect())
+    if args.startup_probe:
+        loop.create_task(probe())
+    loop.run_forever()  # until the last window closes and Qt quits
+    if window.backend is not None:
+        loop.run_until_complete(window.backend.close())
+    loop.close()  # joins the loop's worker threads before Qt objects are torn down
+    return 0
+
+
+def _example_environment() -> None:
+    """The example workspace writes its SQLite database under the user data dir."""
+    from platformdirs import user_data_dir
+
+    data = Path(user_data_dir("wfstudio")) / "demo"
+    data.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("DATA_DIR", str(data))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,603 @@
+"""The studio's main window: docks around a tab per open file, menus, palette, status bar.
+
+The window owns no data of its own: documents hold the text, the backend holds the
+service, panels observe them. What it does is route: a selection to the property panel, a
+save to the backend, a diagnostic to the problems panel and the editor, a run to the
+output panel.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from PySide6.QtCore import QByteArray, Qt, Signal
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QUndoGroup
+from PySide6.QtWidgets import (
+    QDockWidget,
+    QFileDialog,
+    QInputDialog,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QTabWidget,
+    QWidget,
+)
+
+from app import asyncqt, theme
+from app.backend import Backend
+from app.editor.document import PipelineDocument
+from app.editor.outline import TypeShape
+from app.editor.palette import StepPalette
+from app.editor.pipeline_editor import PipelineEditor
+from app.editor.properties import PropertyPanel
+from app.icons import icon
+from app.run.output_panel import OutputPanel, run_pipeline
+from app.run.run_dialog import RunDialog
+from app.settings import Settings
+from app.shell.command_palette import CommandPalette
+from app.workspace.problems import ProblemsPanel
+from app.workspace.tree import WorkspaceTree
+from app.workspace.watcher import FileWatcher
+from engine import __version__
+from engine.service.models import DiagnosticInfo
+
+
+class MainWindow(QMainWindow):
+    backendReady = Signal()
+
+    def __init__(self, settings: Settings, workspace: Path, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("mainWindow")
+        self.setWindowIcon(icon("wfstudio"))
+        self.settings = settings
+        self.workspace = workspace
+        self.backend: Backend | None = None
+        self.undo_group = QUndoGroup(self)
+        self.watcher = FileWatcher(self)
+        self._problem_files: dict[str, list[DiagnosticInfo]] = {}
+
+        self.tabs = QTabWidget(objectName="editorTabs")
+        self.tabs.setTabsClosable(True)
+        self.tabs.setMovable(True)
+        self.tabs.setDocumentMode(True)
+        self.tabs.tabCloseRequested.connect(self.close_tab)
+        self.tabs.currentChanged.connect(self._tab_changed)
+        self.welcome = QLabel(objectName="welcome")
+        self.welcome.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.welcome.setText("<h2>Workflow Studio</h2><p>Open a pipeline file from the workspace "
+                             "(double-click), or press <b>Ctrl+Shift+P</b> for every command.</p>")
+        self.setCentralWidget(self.tabs)
+
+        self.tree = WorkspaceTree()
+        self.palette = StepPalette()
+        self.properties = PropertyPanel()
+        self.problems = ProblemsPanel()
+        self.output = OutputPanel()
+        self.docks: dict[str, QDockWidget] = {}
+        self._dock("Workspace", self.tree, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self._dock("Steps", self.palette, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self._dock("Properties", self.properties, Qt.DockWidgetArea.RightDockWidgetArea)
+        self._dock("Problems", self.problems, Qt.DockWidgetArea.BottomDockWidgetArea)
+        self._dock("Output", self.output, Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.tabifyDockWidget(self.docks["Problems"], self.docks["Output"])
+        self.docks["Problems"].raise_()
+        self.resizeDocks([self.docks["Workspace"], self.docks["Properties"]], [260, 340],
+                         Qt.Orientation.Horizontal)
+        self.resizeDocks([self.docks["Problems"]], [180], Qt.Orientation.Vertical)
+
+        self.backend_label = QLabel("Connecting…", objectName="backendLabel")
+        self.problem_label = QLabel("", objectName="problemCounts")
+        self.cursor_label = QLabel("", objectName="cursorLabel")
+        self.statusBar().addPermanentWidget(self.cursor_label)
+        self.statusBar().addPermanentWidget(self.problem_label)
+        self.statusBar().addPermanentWidget(self.backend_label)
+
+        self._build_actions()
+        self.tree.set_root(workspace)
+        self.tree.openRequested.connect(self.open_file)
+        self.tree.fileRenamed.connect(self._file_renamed)
+        self.tree.fileDeleted.connect(self._file_deleted_by_us)
+        self.problems.jumpRequested.connect(self.jump_to)
+        self.problems.countsChanged.connect(self._counts_changed)
+        self.palette.insertRequested.connect(self.insert_step_type)
+        self.properties.currentStepChanged.connect(self._panel_moved)
+        self.properties.problemActivated.connect(
+            lambda line, col: (e := self.current_editor()) is not None and e.go_to(line, col))
+        self.watcher.changedOnDisk.connect(self._changed_on_disk)
+        self.watcher.deletedOnDisk.connect(self._deleted_on_disk)
+        asyncqt.errors.reported.connect(self._show_error)
+        self._update_title()
+        self._counts_changed(0, 0)
+
+    # ------------------------------------------------------------------ building
+
+    def _dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> None:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(f"dock{title}")
+        dock.setWidget(widget)
+        self.addDockWidget(area, dock)
+        self.docks[title] = dock
+
+    def _action(self, text: str, slot: object, shortcut: QKeySequence | str | None = None,
+                icon_name: str = "", name: str = "") -> QAction:
+        action = QAction(text, self)
+        if name:
+            action.setObjectName(name)
+        if shortcut:
+            action.setShortcut(QKeySequence(shortcut))
+        if icon_name:
+            action.setIcon(icon(icon_name))
+        action.triggered.connect(slot)  # type: ignore[arg-type]
+        self.addAction(action)
+        return action
+
+    def _build_actions(self) -> None:
+        a = self._action
+        S = QKeySequence.StandardKey
+        self.act_new = a("&New Pipeline File…", self.new_file_dialog, S.New, "new-file", "actionNew")
+        self.act_open = a("&Open Folder…", self.open_folder_dialog, "Ctrl+Shift+O", "open-folder",
+                          "actionOpenFolder")
+        self.act_save = a("&Save", self.save_current, S.Save, "save", "actionSave")
+        self.act_save_all = a("Save A&ll", self.save_all, "Ctrl+Alt+S", "", "actionSaveAll")
+        self.act_close = a("&Close Tab", lambda: self.close_tab(self.tabs.currentIndex()), S.Close,
+                           "", "actionCloseTab")
+        self.act_quit = a("&Quit", self.close, S.Quit, "", "actionQuit")
+        self.act_undo = self.undo_group.createUndoAction(self, "&Undo")
+        self.act_undo.setShortcut(S.Undo)
+        self.act_undo.setIcon(icon("undo"))
+        self.act_redo = self.undo_group.createRedoAction(self, "&Redo")
+        self.act_redo.setShortcuts([QKeySequence(S.Redo), QKeySequence("Ctrl+Y")])
+        self.act_redo.setIcon(icon("redo"))
+        self.act_palette = a("Command &Palette…", self.show_command_palette, "Ctrl+Shift+P", "search",
+                             "actionCommandPalette")
+        self.act_run = a("&Run Pipeline…", self.run_current, "Ctrl+R", "run", "actionRun")
+        self.act_validate = a("&Validate", self.validate_current, "Ctrl+Shift+V", "validate",
+                              "actionValidate")
+        self.act_fit = a("Zoom to &Fit", lambda: self._graph_call("zoom_to_fit"), "F", "zoom-fit",
+                         "actionZoomFit")
+        self.act_fit.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        self.act_layout = a("Auto &Layout", lambda: self._graph_call("auto_layout"), "Ctrl+L", "layout",
+                            "actionAutoLayout")
+        self.act_theme = a("Toggle &Dark Theme", self.toggle_theme, "Ctrl+Shift+T", "theme",
+                           "actionTheme")
+        self.act_goto = a("&Go to Step…", self.go_to_step_dialog, "Ctrl+P", "", "actionGoToStep")
+        for action in (self.act_undo, self.act_redo):
+            self.addAction(action)
+
+        bar = self.menuBar()
+        file_menu = bar.addMenu("&File")
+        for action in (self.act_new, self.act_open, None, self.act_save, self.act_save_all, None,
+                       self.act_close, self.act_quit):
+            file_menu.addSeparator() if action is None else file_menu.addAction(action)
+        self.recent_menu = file_menu.addMenu("Open &Recent")
+        self.recent_menu.aboutToShow.connect(self._fill_recent)
+        edit_menu = bar.addMenu("&Edit")
+        edit_menu.addAction(self.act_undo)
+        edit_menu.addAction(self.act_redo)
+        edit_menu.addSeparator()
+        edit_menu.addAction(self.act_goto)
+        view_menu = bar.addMenu("&View")
+        view_menu.addAction(self.act_palette)
+        view_menu.addAction(self.act_fit)
+        view_menu.addAction(self.act_layout)
+        view_menu.addAction(self.act_theme)
+        view_menu.addSeparator()
+        for dock in self.docks.values():
+            view_menu.addAction(dock.toggleViewAction())
+        run_menu = bar.addMenu("&Run")
+        run_menu.addAction(self.act_run)
+        run_menu.addAction(self.act_validate)
+        help_menu = bar.addMenu("&Help")
+        help_menu.addAction(self._action("&About Workflow Studio", self.about, None, "wfstudio",
+                                         "actionAbout"))
+
+        toolbar = self.addToolBar("Main")
+        toolbar.setObjectName("mainToolbar")
+        toolbar.setMovable(False)
+        for action in (self.act_new, self.act_save, None, self.act_undo, self.act_redo, None,
+                       self.act_run, self.act_validate, None, self.act_fit, self.act_layout):
+            toolbar.addSeparator() if action is None else toolbar.addAction(action)
+
+    # ------------------------------------------------------------------ backend
+
+    def set_backend(self, backend: Backend) -> None:
+        """Connect every pane to ``backend`` (the embedded engine or a remote server)."""
+        self.backend = backend
+        backend.diagnosticsChanged.connect(self._diagnostics)
+        infos = backend.type_infos
+        self.palette.set_type_infos(infos)
+        self.properties.set_type_infos(infos)
+        shapes = {t.name: TypeShape(t.substep_keys, frozenset(t.step_refs), t.category) for t in infos}
+        for editor in self.editors():
+            editor.document.set_shapes(shapes)
+            editor.set_type_infos(infos)
+        version = backend.version
+        where = version.store if version and version.store else ""
+        self.backend_label.setText(f"{backend.label} · engine {version.engine_version if version else '?'}")
+        self.backend_label.setToolTip(f"Store: {where}" if where else backend.label)
+        self.backendReady.emit()
+
+    def shapes(self) -> dict[str, TypeShape]:
+        infos = self.backend.type_infos if self.backend else []
+        return {t.name: TypeShape(t.substep_keys, frozenset(t.step_refs), t.category) for t in infos}
+
+    # ------------------------------------------------------------------ tabs and files
+
+    def editors(self) -> list[PipelineEditor]:
+        return [w for i in range(self.tabs.count())
+                if isinstance(w := self.tabs.widget(i), PipelineEditor)]
+
+    def current_editor(self) -> PipelineEditor | None:
+        widget = self.tabs.currentWidget()
+        return widget if isinstance(widget, PipelineEditor) else None
+
+    def editor_for(self, path: Path) -> PipelineEditor | None:
+        path = path.resolve()
+        for editor in self.editors():
+            if editor.path is not None and editor.path.resolve() == path:
+                return editor
+        return None
+
+    def open_file(self, path: Path) -> PipelineEditor | None:
+        path = Path(path)
+        existing = self.editor_for(path)
+        if existing is not None:
+            self.tabs.setCurrentWidget(existing)
+            return existing
+        try:
+            document = PipelineDocument.load(path)
+        except (OSError, UnicodeDecodeError) as exc:
+            self._show_error("Cannot open the file", f"{path}: {asyncqt.describe(exc)}")
+            return None
+        document.set_shapes(self.shapes())
+        editor = PipelineEditor(document, self.backend.type_infos if self.backend else [])
+        editor.stepSelected.connect(self._step_selected)
+        editor.validateRequested.connect(lambda e=editor: self.validate_editor(e))
+        editor.yaml.cursorLineChanged.connect(lambda line: self.cursor_label.setText(f"Ln {line}"))
+        document.modifiedChanged.connect(lambda _m, e=editor: self._update_tab(e))
+        document.pathChanged.connect(lambda _p, e=editor: self._update_tab(e))
+        self.undo_group.addStack(document.undo_stack)
+        index = self.tabs.addTab(editor, icon("new-file"), path.name)
+        self.tabs.setTabToolTip(index, str(path))
+        self.tabs.setCurrentIndex(index)
+        self.watcher.watch(path)
+        editor.set_diagnostics(self._problem_files.get(str(path), []))
+        self.validate_editor(editor)
+        self._remember_open_files()
+        return editor
+
+    def _update_tab(self, editor: PipelineEditor) -> None:
+        index = self.tabs.indexOf(editor)
+        if index < 0 or editor.path is None:
+            return
+        mark = "● " if editor.document.is_modified() else ""
+        self.tabs.setTabText(index, f"{mark}{editor.path.name}")
+        self._update_title()
+
+    def _update_title(self) -> None:
+        editor = self.current_editor()
+        name = editor.path.name if editor and editor.path else ""
+        mark = "*" if editor and editor.document.is_modified() else ""
+        self.setWindowTitle(" — ".join(p for p in (f"{name}{mark}", self.workspace.name,
+                                                    "Workflow Studio") if p))
+
+    def _tab_changed(self, _index: int) -> None:
+        editor = self.current_editor()
+        if editor is not None:
+            self.undo_group.setActiveStack(editor.document.undo_stack)
+            self.cursor_label.setText(f"Ln {editor.yaml.current_line()}")
+            pipeline = editor.current_pipeline()
+            self.properties.show_step(editor.document, pipeline or "", None)
+        else:
+            self.properties.show_step(None, "", None)  # type: ignore[arg-type]
+        self._update_title()
+
+    def close_tab(self, index: int) -> bool:
+        editor = self.tabs.widget(index)
+        if not isinstance(editor, PipelineEditor):
+            return True
+        if editor.document.is_modified():
+            name = editor.path.name if editor.path else "the file"
+            answer = QMessageBox.question(
+                self, "Unsaved changes", f"Save the changes to {name}?",
+                QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Discard
+                | QMessageBox.StandardButton.Cancel, QMessageBox.StandardButton.Save)
+            if answer == QMessageBox.StandardButton.Cancel:
+                return False
+            if answer == QMessageBox.StandardButton.Save and not self.save_editor(editor):
+                return False
+        self._drop_editor(editor)
+        return True
+
+    def _drop_editor(self, editor: PipelineEditor) -> None:
+        if editor.path is not None:
+            self.watcher.unwatch(editor.path)
+        self.undo_group.removeStack(editor.document.undo_stack)
+        self.tabs.removeTab(self.tabs.indexOf(editor))
+        editor.deleteLater()
+        self._remember_open_files()
+
+    def save_editor(self, editor: PipelineEditor) -> bool:
+        path = editor.path
+        if path is None:
+            return False
+        try:
+            editor.document.save()
+        except OSError as exc:
+            self._show_error("Cannot save", f"{path}: {asyncqt.describe(exc)}. Your text is kept; "
+                             "fix the folder or its permissions and save again.")
+            return False
+        self.watcher.saved(path)
+        editor.banner.hide()
+        if self.backend is not None:
+            asyncqt.spawn(self.backend.sync_file(path, editor.document.text), what="Loading the file")
+        self.statusBar().showMessage(f"Saved {path.name}", 3000)
+        return True
+
+    def save_current(self) -> None:
+        editor = self.current_editor()
+        if editor is not None:
+            self.save_editor(editor)
+
+    def save_all(self) -> None:
+        for editor in self.editors():
+            if editor.document.is_modified():
+                self.save_editor(editor)
+
+    # ------------------------------------------------------------------ disk changes
+
+    def _changed_on_disk(self, path: Path) -> None:
+        editor = self.editor_for(path)
+        if editor is None:
+            return
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            self._show_error("Cannot reload", f"{path}: {asyncqt.describe(exc)}")
+            return
+        if text == editor.document.text:
+            return
+        if not editor.document.is_modified():
+            editor.document.reload(text)
+            self.statusBar().showMessage(f"Reloaded {path.name}: it changed on disk", 4000)
+            if self.backend is not None:
+                asyncqt.spawn(self.backend.sync_file(path, text), what="Loading the file")
+            return
+        editor.banner.show_message(f"{path.name} changed on disk and you have unsaved edits.",
+                                   ("Reload from disk", lambda: self._reload_from_disk(editor)),
+                                   ("Keep my version", lambda: None))
+
+    def _reload_from_disk(self, editor: PipelineEditor) -> None:
+        if editor.path is None:
+            return
+        try:
+            text = editor.path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            self._show_error("Cannot reload", f"{editor.path}: {asyncqt.describe(exc)}")
+            return
+        editor.document.reload(text)  # undoable: the user's version is one Ctrl+Z away
+
+    def _deleted_on_disk(self, path: Path) -> None:
+        editor = self.editor_for(path)
+        if self.backend is not None:
+            asyncqt.spawn(self.backend.forget_file(path), what="Unloading the file")
+        if editor is None:
+            return
+        editor.banner.show_message(f"{path.name} was deleted on disk. Your text is kept: "
+                                   "save to write it again, or close the tab.",
+                                   ("Save again", lambda: self.save_editor(editor)),
+                                   ("Close", lambda: self._drop_editor(editor)))
+
+    def _file_renamed(self, old: Path, new: Path) -> None:
+        editor = self.editor_for(old)
+        if self.backend is not None:
+            asyncqt.spawn(self.backend.forget_file(old), what="Unloading the file")
+            try:
+                text = new.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError):
+                text = None
+            if text is not None:
+                asyncqt.spawn(self.backend.sync_file(new, text), what="Loading the file")
+        if editor is not None:
+            self.watcher.unwatch(old)
+            editor.document.path = new
+            editor.document.pathChanged.emit(str(new))
+            self.watcher.watch(new)
+            self.tabs.setTabToolTip(self.tabs.indexOf(editor), str(new))
+
+    def _file_deleted_by_us(self, path: Path) -> None:
+        editor = self.editor_for(path)
+        if editor is not None:
+            self._drop_editor(editor)
+        self.problems.clear(str(path))
+        if self.backend is not None:
+            asyncqt.spawn(self.backend.forget_file(path), what="Unloading the file")
+
+    # ------------------------------------------------------------------ validation
+
+    def validate_editor(self, editor: PipelineEditor) -> None:
+        if self.backend is None or editor.path is None:
+            return
+        asyncqt.spawn(self.backend.validate(editor.path, editor.document.text), what="Validation")
+
+    def validate_current(self) -> None:
+        editor = self.current_editor()
+        if editor is not None:
+            self.validate_editor(editor)
+            self.docks["Problems"].raise_()
+
+    def _diagnostics(self, file: str, diagnostics: list[DiagnosticInfo]) -> None:
+        self._problem_files[file] = diagnostics
+        self.problems.set_problems(file, diagnostics)
+        editor = self.editor_for(Path(file))
+        if editor is not None:
+            editor.set_diagnostics([d for d in diagnostics if Path(d.file).resolve() == Path(file).resolve()])
+            self.properties.set_diagnostics(editor.diagnostics)
+
+    def _counts_changed(self, errors: int, warnings: int) -> None:
+        self.problem_label.setText(f"✖ {errors}  ⚠ {warnings}")
+
+    def jump_to(self, file: str, line: int, col: int) -> None:
+        editor = self.open_file(Path(file))
+        if editor is not None:
+            editor.go_to(line, col)
+
+    # ------------------------------------------------------------------ steps
+
+    def _panel_moved(self, pipeline: str, step_id: str) -> None:
+        editor = self.current_editor()
+        if editor is not None and step_id:
+            editor.graph.select_step(pipeline, step_id)
+
+    def _step_selected(self, pipeline: str, step_id: str) -> None:
+        editor = self.current_editor()
+        if editor is not None:
+            self.properties.show_step(editor.document, pipeline, step_id or None)
+
+    def insert_step_type(self, type_name: str) -> None:
+        """Palette double-click: add a step of that type after the selection (or at the end)."""
+        editor = self.current_editor()
+        if editor is None or editor.current_pipeline() is None:
+            self.statusBar().showMessage("Open a pipeline file first", 3000)
+            return
+        if editor.graph.insert_type(type_name) is None:
+            self.statusBar().showMessage(f"Cannot insert {type_name} here", 3000)
+
+    def go_to_step_dialog(self) -> None:
+        editor = self.current_editor()
+        if editor is None:
+            return
+        names = [f"{p}: {node.id}" for p, o in editor.document.last_good.pipelines.items()
+                 for node in o.nodes.values()]
+        choice, ok = QInputDialog.getItem(self, "Go to step", "Step:", names, 0, True)
+        if ok and ": " in choice:
+            pipeline, step_id = choice.split(": ", 1)
+            editor.select_step(pipeline, step_id)
+
+    def _graph_call(self, method: str) -> None:
+        editor = self.current_editor()
+        if editor is not None and hasattr(editor.graph, method):
+            getattr(editor.graph, method)()
+
+    # ------------------------------------------------------------------ runs
+
+    def run_current(self) -> None:
+        editor = self.current_editor()
+        if editor is None or self.backend is None:
+            self.statusBar().showMessage("Open a pipeline file to run it", 3000)
+            return
+        pipeline = editor.current_pipeline()
+        if pipeline is None:
+            self._show_error("Nothing to run", "This file defines no pipeline.")
+            return
+        if editor.document.is_modified() and not self.save_editor(editor):
+            return
+        asyncqt.spawn(self._run(editor, pipeline), what="The run")
+
+    async def _run(self, editor: PipelineEditor, pipeline: str) -> None:
+        assert self.backend is not None
+        if editor.path is not None:
+            diagnostics = await self.backend.sync_file(editor.path, editor.document.text)
+            if any(d.severity == "error" for d in diagnostics):
+                self.docks["Problems"].raise_()
+                self._show_error("Cannot run", f"{editor.path.name} has errors; fix them first "
+                                 "(see the Problems panel).")
+                return
+        infos = {p.name: p for p in await self.backend.service.list_pipelines()}
+        info = infos.get(pipeline)
+        if info is None:
+            self._show_error("Cannot run", f"The engine does not know pipeline {pipeline!r}.")
+            return
+        dialog = RunDialog(info, self.settings, self)
+        if not await _exec_async(dialog):
+            return
+        run_input, options = dialog.value()
+        self.docks["Output"].raise_()
+        await run_pipeline(self.backend.service, pipeline, run_input, options, self.output)
+
+    # ------------------------------------------------------------------ misc
+
+    def show_command_palette(self) -> None:
+        palette = CommandPalette(self.actions(), self)
+        geometry = self.geometry()
+        palette.move(geometry.x() + (geometry.width() - 460) // 2, geometry.y() + 80)
+        palette.show()
+        palette.query.setFocus()
+
+    def toggle_theme(self) -> None:
+        name = "light" if theme.colors().name == "dark" else "dark"
+        theme.apply(name)
+        self.settings.set_theme(name)
+        for editor in self.editors():
+            editor.update()
+            editor.graph.update()
+
+    def new_file_dialog(self) -> None:
+        path = self.tree.ask_new_file()  # asks again, keeping the text, until the name is usable
+        if path is not None:
+            self.open_file(path)
+
+    def open_folder_dialog(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Open folder", str(self.workspace))
+        if folder:
+            self.open_workspace(Path(folder))
+
+    def open_workspace(self, folder: Path) -> None:
+        for editor in list(self.editors()):
+            if not self.close_tab(self.tabs.indexOf(editor)):
+                return
+        self.workspace = folder
+        self.tree.set_root(folder)
+        self.settings.set_last_workspace(folder)
+        if self.backend is not None:
+            asyncqt.spawn(self.backend.load_workspace(folder), what="Loading the workspace")
+        self._update_title()
+
+    def _fill_recent(self) -> None:
+        self.recent_menu.clear()
+        for folder in self.settings.recent_folders():
+            self.recent_menu.addAction(str(folder), lambda f=folder: self.open_workspace(Path(f)))
+
+    def _remember_open_files(self) -> None:
+        files = [str(e.path) for e in self.editors() if e.path is not None]
+        self.settings.set_open_files(str(self.workspace), files)
+
+    def about(self) -> None:
+        QMessageBox.about(self, "Workflow Studio",
+                          f"<b>Workflow Studio</b> {__version__}<br>Event-driven YAML workflows: "
+                          "edit, run, debug and replay.")
+
+    def _show_error(self, title: str, message: str) -> None:
+        self.statusBar().showMessage(f"{title}: {message}", 8000)
+        box = QMessageBox(QMessageBox.Icon.Warning, title, message, QMessageBox.StandardButton.Ok, self)
+        box.setObjectName("errorDialog")
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.open()  # window-modal, never blocks the event loop
+
+    def restore_state(self) -> None:
+        geometry, state = self.settings.window_geometry(), self.settings.window_state()
+        if geometry:
+            self.restoreGeometry(QByteArray(geometry))
+        else:
+            self.resize(1440, 900)
+        if state:
+            self.restoreState(QByteArray(state))
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        for editor in list(self.editors()):
+            if editor.document.is_modified() and not self.close_tab(self.tabs.indexOf(editor)):
+                event.ignore()
+                return
+        self.settings.set_window_geometry(bytes(self.saveGeometry().data()))
+        self.settings.set_window_state(bytes(self.saveState().data()))
+        super().closeEvent(event)
+
+
+async def _exec_async(dialog: RunDialog) -> bool:
+    """Show a dialog window-modally and await its answer without a nested event loop."""
+    future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+    dialog.finished.connect(lambda result: future.done() or future.set_result(bool(result)))
+    dialog.open()
+    return await future
+
