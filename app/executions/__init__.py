@@ -1,0 +1,1 @@
+"""Executions: the list, the timeline, the inspector and the raw event list."""
