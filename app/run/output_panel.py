@@ -50,6 +50,9 @@ STATUS_COLORS = {
 ENDED = {"execution.completed": "completed", "execution.failed": "failed", "execution.cancelled": "cancelled"}
 
 
+MAX_ROWS = 500  # runs listed at most; older finished ones are dropped from the list
+
+
 def pretty(value: Any) -> str:
     return json.dumps(value, indent=2, ensure_ascii=False, default=str)
 
@@ -96,8 +99,11 @@ class OutputPanel(QWidget):
         self.runs.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         header = self.runs.header()
         header.setStretchLastSection(False)
-        for column in (PIPELINE, STATUS, DURATION):
-            header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
+        # Fixed widths, not ResizeToContents: that re-measures every row on each change and made
+        # a burst of runs cost milliseconds per row on the GUI thread.
+        for column, width in ((PIPELINE, 150), (STATUS, 90), (DURATION, 80)):
+            header.setSectionResizeMode(column, QHeaderView.ResizeMode.Interactive)
+            header.resizeSection(column, width)
         header.setSectionResizeMode(EXECUTION, QHeaderView.ResizeMode.Stretch)
         self.runs.setMinimumWidth(320)
         self.runs.setMouseTracking(True)
@@ -181,7 +187,18 @@ class OutputPanel(QWidget):
         self._render(token)
         self.runs.setCurrentItem(item)
         self._ticker.start()
+        self._forget_oldest()
         return token
+
+    def _forget_oldest(self) -> None:
+        """Keep the list to MAX_ROWS: the oldest finished runs go (they stay recorded)."""
+        row = self.runs.topLevelItemCount() - 1
+        while self.runs.topLevelItemCount() > MAX_ROWS and row >= 0:
+            token = self._token(self.runs.topLevelItem(row))
+            if self._entries[token].status not in ("running", "paused"):
+                self.runs.takeTopLevelItem(row)
+                del self._entries[token], self._items[token]
+            row -= 1
 
     def add_run(self, pipeline: str, result: RunResult) -> int:
         token = self.add_running(pipeline)
