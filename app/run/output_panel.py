@@ -101,7 +101,7 @@ class OutputPanel(QWidget):
         header.setStretchLastSection(False)
         # Fixed widths, not ResizeToContents: that re-measures every row on each change and made
         # a burst of runs cost milliseconds per row on the GUI thread.
-        for column, width in ((PIPELINE, 150), (STATUS, 90), (DURATION, 80)):
+        for column, width in ((PIPELINE, 120), (STATUS, 80), (DURATION, 70)):
             header.setSectionResizeMode(column, QHeaderView.ResizeMode.Interactive)
             header.resizeSection(column, width)
         header.setSectionResizeMode(EXECUTION, QHeaderView.ResizeMode.Stretch)
