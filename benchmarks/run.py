@@ -16,6 +16,8 @@ BENCHES = [
     ["bench_server.py"],
     ["bench_studio.py"],
     ["bench_graph.py"],
+    ["bench_timeline.py"],
+    ["bench_executions.py"],
 ]
 
 
