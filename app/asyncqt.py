@@ -33,6 +33,7 @@ class ErrorHub(QObject):
 
 errors = ErrorHub()
 _tasks: set[asyncio.Task[Any]] = set()  # strong references until done (asyncio keeps weak ones)
+_background: set[asyncio.Task[Any]] = set()  # live streams: they end only when cancelled
 
 
 def describe(exc: BaseException) -> str:
@@ -44,13 +45,19 @@ def describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def spawn(coro: Coroutine[Any, Any, Any], *, what: str = "The operation") -> asyncio.Task[Any]:
-    """Schedule ``coro`` on the running loop; report its failure instead of raising."""
+def spawn(coro: Coroutine[Any, Any, Any], *, what: str = "The operation",
+          background: bool = False) -> asyncio.Task[Any]:
+    """Schedule ``coro`` on the running loop; report its failure instead of raising.
+
+    ``background`` marks a task that runs until cancelled (a live subscription): it is not
+    counted by :func:`pending`, which tells when the studio has finished what it was asked.
+    """
     task = asyncio.ensure_future(coro)
-    _tasks.add(task)
+    tasks = _background if background else _tasks
+    tasks.add(task)
 
     def done(t: asyncio.Task[Any]) -> None:
-        _tasks.discard(t)
+        tasks.discard(t)
         if t.cancelled():
             return
         exc = t.exception()

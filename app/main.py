@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import sys
@@ -82,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
             return
         window.set_backend(backend)
         await backend.load_workspace(folder)
+        gc.freeze()  # start-up objects live as long as the app: keep them out of every collection
         ready.set()
         files = settings.open_files(str(folder.resolve())) or []
         for file in files:

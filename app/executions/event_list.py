@@ -389,7 +389,8 @@ class EventList(QWidget):
     def _start_tail(self, service: StudioService, generation: int) -> None:
         if self._tail is None:
             self._tail = spawn(self._follow(service, generation, self.execution_id,
-                                            self.model.last_seq()), what="Following events")
+                                            self.model.last_seq()), what="Following events",
+                               background=True)
             self._tasks.append(self._tail)
 
     def _stop_tail(self) -> None:

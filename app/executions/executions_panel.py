@@ -181,7 +181,7 @@ class ExecutionsPanel(QWidget):
             return
         spawn(self._load_pipelines(service, self._generation), what="Listing pipelines")
         self.refresh()
-        self._live = spawn(self._follow(service), what="Following executions")
+        self._live = spawn(self._follow(service), what="Following executions", background=True)
         self._live_tasks.append(self._live)
 
     def stop(self) -> None:

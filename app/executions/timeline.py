@@ -564,7 +564,7 @@ class TimelinePane(QWidget):
         if self.message.text().startswith("Live updates stopped"):
             self._show_message("")
         self._live_task = spawn(self._live(generation, self.execution_id, model.last_seq),
-                                what="Following the execution")
+                                what="Following the execution", background=True)
         self._update_title()
         self._schedule()
 

@@ -31,9 +31,14 @@ from app.editor.outline import TypeShape
 from app.editor.palette import StepPalette
 from app.editor.pipeline_editor import PipelineEditor
 from app.editor.properties import PropertyPanel
+from app.executions.event_list import EventList
+from app.executions.executions_panel import ExecutionsPanel
+from app.executions.inspector import Inspector
+from app.executions.timeline import TimelinePane
 from app.icons import icon
 from app.run.output_panel import OutputPanel, run_pipeline
 from app.run.run_dialog import RunDialog
+from app.selection import SelectionHub
 from app.settings import Settings
 from app.shell.command_palette import CommandPalette
 from app.workspace.problems import ProblemsPanel
@@ -74,17 +79,29 @@ class MainWindow(QMainWindow):
         self.properties = PropertyPanel()
         self.problems = ProblemsPanel()
         self.output = OutputPanel()
+        self.hub = SelectionHub(self)
+        self.executions = ExecutionsPanel(self.hub)
+        self.timeline = TimelinePane(self.hub)
+        self.inspector = Inspector(self.hub)
+        self.events = EventList(self.hub)
         self.docks: dict[str, QDockWidget] = {}
         self._dock("Workspace", self.tree, Qt.DockWidgetArea.LeftDockWidgetArea)
         self._dock("Steps", self.palette, Qt.DockWidgetArea.LeftDockWidgetArea)
         self._dock("Properties", self.properties, Qt.DockWidgetArea.RightDockWidgetArea)
         self._dock("Problems", self.problems, Qt.DockWidgetArea.BottomDockWidgetArea)
         self._dock("Output", self.output, Qt.DockWidgetArea.BottomDockWidgetArea)
-        self.tabifyDockWidget(self.docks["Problems"], self.docks["Output"])
+        self._dock("Executions", self.executions, Qt.DockWidgetArea.BottomDockWidgetArea)
+        self._dock("Timeline", self.timeline, Qt.DockWidgetArea.BottomDockWidgetArea)
+        self._dock("Events", self.events, Qt.DockWidgetArea.BottomDockWidgetArea)
+        self._dock("Inspector", self.inspector, Qt.DockWidgetArea.RightDockWidgetArea)
+        for name in ("Output", "Executions", "Timeline", "Events"):
+            self.tabifyDockWidget(self.docks["Problems"], self.docks[name])
+        self.tabifyDockWidget(self.docks["Properties"], self.docks["Inspector"])
         self.docks["Problems"].raise_()
+        self.docks["Properties"].raise_()
         self.resizeDocks([self.docks["Workspace"], self.docks["Properties"]], [260, 340],
                          Qt.Orientation.Horizontal)
-        self.resizeDocks([self.docks["Problems"]], [180], Qt.Orientation.Vertical)
+        self.resizeDocks([self.docks["Problems"]], [240], Qt.Orientation.Vertical)
 
         self.backend_label = QLabel("Connecting…", objectName="backendLabel")
         self.problem_label = QLabel("", objectName="problemCounts")
@@ -107,6 +124,10 @@ class MainWindow(QMainWindow):
         self.watcher.changedOnDisk.connect(self._changed_on_disk)
         self.watcher.deletedOnDisk.connect(self._deleted_on_disk)
         asyncqt.errors.reported.connect(self._show_error)
+        self.output.executionRequested.connect(self.open_execution)
+        self.hub.stepRunSelected.connect(self._step_run_selected)
+        for pane in (self.executions, self.inspector, self.events):
+            pane.statusMessage.connect(lambda text: self.statusBar().showMessage(text, 5000))
         self._update_title()
         self._counts_changed(0, 0)
 
@@ -205,6 +226,8 @@ class MainWindow(QMainWindow):
         """Connect every pane to ``backend`` (the embedded engine or a remote server)."""
         self.backend = backend
         backend.diagnosticsChanged.connect(self._diagnostics)
+        for pane in (self.executions, self.timeline, self.inspector, self.events):
+            pane.set_service(backend.service)
         infos = backend.type_infos
         self.palette.set_type_infos(infos)
         self.properties.set_type_infos(infos)
@@ -479,6 +502,28 @@ class MainWindow(QMainWindow):
         editor = self.current_editor()
         if editor is not None and hasattr(editor.graph, method):
             getattr(editor.graph, method)()
+
+    # ------------------------------------------------------------------ executions
+
+    def open_execution(self, execution_id: str) -> None:
+        """Show an execution in the timeline, inspector and event list."""
+        self.hub.select_execution(execution_id)
+        self.docks["Timeline"].raise_()
+        self.docks["Inspector"].raise_()
+
+    def _step_run_selected(self, execution_id: str, path: str, _seq: int) -> None:
+        """A step run chosen in any pane selects its node in the open editor of its pipeline."""
+        if self.backend is not None and path:
+            asyncqt.spawn(self._select_node_of(execution_id, path), what="Finding the step")
+
+    async def _select_node_of(self, execution_id: str, path: str) -> None:
+        assert self.backend is not None
+        pipeline = (await self.backend.service.get_execution(execution_id)).pipeline
+        for editor in self.editors():
+            outline = editor.document.last_good.pipelines.get(pipeline)
+            if outline is not None and path in outline.nodes:
+                editor.graph.select_step(pipeline, path)
+                return
 
     # ------------------------------------------------------------------ runs
 
