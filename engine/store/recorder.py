@@ -454,8 +454,8 @@ class Recorder:
             return self._sink.write(batch, wait)
 
     async def _drain(self) -> None:
-        loop = asyncio.get_running_loop()
-        try:
+        try:  # everything inside: whatever fails, the finally lets the next flush start a writer
+            loop = asyncio.get_running_loop()
             while self._has_pending() and not self._closed:
                 batch = self._cut()
                 done, self._next = self._next, None

@@ -23,10 +23,24 @@ from engine.service.models import StepTypeInfo  # noqa: E402
 WORKSPACE = Path(__file__).resolve().parents[2] / "resources" / "workspace"
 
 
+class _TestLoop(qasync.QEventLoop):
+    """qasync's loop without the processEvents() its run_until_complete does after the loop
+    stopped: a task stepped there finds no running loop and dies (the recorder's writer task
+    then never finishes and every later flush hangs). What is left runs in the next call."""
+
+    def run_until_complete(self, future):  # type: ignore[no-untyped-def]
+        future = asyncio.ensure_future(future, loop=self)
+        future.add_done_callback(lambda _f: self.stop())
+        self.run_forever()
+        if not future.done():
+            raise RuntimeError("Event loop stopped before Future completed.")
+        return future.result()
+
+
 @pytest.fixture
 def qloop(qapp) -> Iterator[asyncio.AbstractEventLoop]:  # type: ignore[no-untyped-def]
     """A qasync loop on the test's QApplication, set as the current loop."""
-    loop = qasync.QEventLoop(qapp, already_running=False)
+    loop = _TestLoop(qapp, already_running=False)
     asyncio.set_event_loop(loop)
     try:
         yield loop

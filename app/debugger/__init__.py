@@ -1,0 +1,1 @@
+"""The debugger panes: breakpoints, paused executions, the context editor and resume actions."""

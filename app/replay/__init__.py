@@ -1,0 +1,1 @@
+"""Replaying an execution and comparing two executions."""
