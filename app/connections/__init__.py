@@ -1,0 +1,1 @@
+"""Connection profiles (embedded engine or a hosted server), their secrets, and the live link."""

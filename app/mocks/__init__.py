@@ -1,0 +1,1 @@
+"""The step mocks panel."""
