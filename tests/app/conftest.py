@@ -14,11 +14,11 @@ from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-import pytest  # noqa: E402
-import qasync  # noqa: E402
+import pytest
+import qasync
 
-from engine.service.local import LocalService  # noqa: E402
-from engine.service.models import StepTypeInfo  # noqa: E402
+from engine.service.local import LocalService
+from engine.service.models import StepTypeInfo
 
 WORKSPACE = Path(__file__).resolve().parents[2] / "resources" / "workspace"
 
