@@ -37,10 +37,12 @@ class Backend(QObject):
     diagnosticsChanged = Signal(str, list)  # (file, list[DiagnosticInfo])
     pipelinesChanged = Signal()
 
-    def __init__(self, service: StudioService, label: str, parent: QObject | None = None) -> None:
+    def __init__(self, service: StudioService, label: str, parent: QObject | None = None, *,
+                 owns_service: bool = True) -> None:
         super().__init__(parent)
         self.service = service
         self.label = label  # "Embedded" or a profile name
+        self.owns_service = owns_service  # False when a ConnectionManager opened (and closes) it
         self.version: VersionInfo | None = None
         self.type_infos: list[StepTypeInfo] = []
 
@@ -59,7 +61,9 @@ class Backend(QObject):
         self.type_infos = await self.service.step_types()
 
     async def close(self) -> None:
-        close = getattr(self.service, "close", None)
+        if not self.owns_service:
+            return
+        close = getattr(self.service, "close", None) or getattr(self.service, "aclose", None)
         if close is not None:
             await close()
 
@@ -68,20 +72,24 @@ class Backend(QObject):
         self.diagnosticsChanged.emit(str(path), diagnostics)
         return diagnostics
 
-    async def sync_file(self, path: Path, text: str) -> list[DiagnosticInfo]:
+    async def sync_file(self, path: Path, text: str, *, deploy: bool = False) -> list[DiagnosticInfo]:
         """Validate a saved file and, when it is valid, (re)load it into the engine.
 
+        The embedded engine always loads it. A remote server only validates it unless
+        ``deploy`` (a run from the editor): saving a file never changes a shared server.
         Returns the diagnostics (errors mean the engine keeps the previous version). A clash
         with a pipeline of another file comes back as a diagnostic too.
         """
         diagnostics = await self.validate(path, text)
         if any(d.severity == "error" for d in diagnostics):
             return diagnostics
+        if not self.embedded and not deploy:
+            return diagnostics
         try:
             if isinstance(self.service, LocalService):
                 await self.service.load_file(path)
             else:
-                await self.service.put_definition(text, str(path))
+                await self.service.put_definition(text, path.name)
         except ServiceError as exc:
             diagnostics = [*diagnostics, DiagnosticInfo(file=str(path), line=1, col=1, message=str(exc))]
             self.diagnosticsChanged.emit(str(path), diagnostics)

@@ -61,28 +61,31 @@ def main(argv: list[str] | None = None) -> int:
     if folder == EXAMPLE_WORKSPACE or folder.resolve() == EXAMPLE_WORKSPACE.resolve():
         _example_environment()
 
+    from app.connections.connection_manager import ConnectionManager
+    from app.connections.profiles import Profile
     from app.shell.main_window import MainWindow
 
     loop = qasync.QEventLoop(app)
     asyncio.set_event_loop(loop)
-    window = MainWindow(settings, folder.resolve())
+    connections = ConnectionManager()
+    window = MainWindow(settings, folder.resolve(), connections=connections)
     window.restore_state()
     window.show()
     shown = time.perf_counter() - _STARTED
     ready = asyncio.Event()
 
     async def connect() -> None:
-        from app.backend import Backend
-
+        # --store names an embedded store for this session; else the profile used last
+        profile = (Profile(name="Embedded", kind="embedded", store=args.store) if args.store
+                   else connections.store.last_used())
         try:
-            backend = await Backend.embedded_backend(args.store)
-        except Exception as exc:  # the window stays; the message says what failed
-            window.backend_label.setText("Engine unavailable")
-            window._show_error("The engine could not start", str(exc))
+            service = await connections.connect(profile)
+        except Exception as exc:  # the window stays; the message says what failed and what to do
+            window.backend_label.setText("Not connected")
+            window._show_error(f"Cannot connect to {profile.name}", str(exc))
             ready.set()
             return
-        window.set_backend(backend)
-        await backend.load_workspace(folder)
+        await window.adopt_service(service, profile.name)
         gc.freeze()  # start-up objects live as long as the app: keep them out of every collection
         ready.set()
         files = settings.open_files(str(folder.resolve())) or []
@@ -107,8 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.startup_probe:
         loop.create_task(probe())
     loop.run_forever()  # until the last window closes and Qt quits
-    if window.backend is not None:
-        loop.run_until_complete(window.backend.close())
+    loop.run_until_complete(connections.close())
     loop.close()  # joins the loop's worker threads before Qt objects are torn down
     return 0
 

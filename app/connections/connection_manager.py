@@ -185,7 +185,7 @@ class ConnectionManager(QObject):
         self.connected.emit(service, self.profile)
         if previous is not None and previous is not service:
             await _close(previous)
-        self._watcher = spawn(self._watch(service), what="Watching the connection")
+        self._watcher = spawn(self._watch(service), what="Watching the connection", background=True)
         return service
 
     async def close(self) -> None:

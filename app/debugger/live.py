@@ -42,7 +42,7 @@ class EventFollower(QObject):
         """Follow ``service``'s stream (None: stop following)."""
         self.stop()
         if service is not None:
-            self._task = asyncqt.spawn(self._run(service), what="Following live events")
+            self._task = asyncqt.spawn(self._run(service), what="Following live events", background=True)
 
     def stop(self) -> None:
         if self._task is not None:

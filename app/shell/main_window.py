@@ -26,6 +26,13 @@ from PySide6.QtWidgets import (
 
 from app import asyncqt, theme
 from app.backend import Backend
+from app.connections.connection_dialog import ConnectionDialog
+from app.connections.connection_manager import ConnectionManager
+from app.connections.profiles import Profile
+from app.connections.status import ConnectionStatus
+from app.debugger.breakpoints_panel import BreakpointsPanel
+from app.debugger.pane import DebuggerPane
+from app.dlq.dlq_panel import DlqPanel
 from app.editor.document import PipelineDocument
 from app.editor.outline import TypeShape
 from app.editor.palette import StepPalette
@@ -36,6 +43,9 @@ from app.executions.executions_panel import ExecutionsPanel
 from app.executions.inspector import Inspector
 from app.executions.timeline import TimelinePane
 from app.icons import icon
+from app.mocks.mocks_panel import MocksPanel
+from app.replay.diff_pane import DiffPane
+from app.replay.replay_dialog import ReplayDialog
 from app.run.output_panel import OutputPanel, run_pipeline
 from app.run.run_dialog import RunDialog
 from app.selection import SelectionHub
@@ -45,14 +55,17 @@ from app.workspace.problems import ProblemsPanel
 from app.workspace.tree import WorkspaceTree
 from app.workspace.watcher import FileWatcher
 from engine import __version__
-from engine.service.models import DiagnosticInfo
+from engine.service.models import Breakpoint, DiagnosticInfo
+from engine.service.protocol import StudioService
 
 
 class MainWindow(QMainWindow):
     backendReady = Signal()
 
-    def __init__(self, settings: Settings, workspace: Path, parent: QWidget | None = None) -> None:
+    def __init__(self, settings: Settings, workspace: Path, parent: QWidget | None = None, *,
+                 connections: ConnectionManager | None = None) -> None:
         super().__init__(parent)
+        self.connections = connections  # None: the backend is set by whoever made the window
         self.setObjectName("mainWindow")
         self.setWindowIcon(icon("wfstudio"))
         self.settings = settings
@@ -84,6 +97,13 @@ class MainWindow(QMainWindow):
         self.timeline = TimelinePane(self.hub)
         self.inspector = Inspector(self.hub)
         self.events = EventList(self.hub)
+        self.debugger = DebuggerPane(self.hub)
+        self.breakpoints = BreakpointsPanel(self.hub)
+        self.dlq = DlqPanel(self.hub)
+        self.mocks = MocksPanel(self.hub)
+        self.diff = DiffPane(self.hub)
+        self.service_panes = (self.executions, self.timeline, self.inspector, self.events, self.debugger,
+                              self.breakpoints, self.dlq, self.mocks, self.diff)
         self.docks: dict[str, QDockWidget] = {}
         self._dock("Workspace", self.tree, Qt.DockWidgetArea.LeftDockWidgetArea)
         self._dock("Steps", self.palette, Qt.DockWidgetArea.LeftDockWidgetArea)
@@ -94,9 +114,16 @@ class MainWindow(QMainWindow):
         self._dock("Timeline", self.timeline, Qt.DockWidgetArea.BottomDockWidgetArea)
         self._dock("Events", self.events, Qt.DockWidgetArea.BottomDockWidgetArea)
         self._dock("Inspector", self.inspector, Qt.DockWidgetArea.RightDockWidgetArea)
-        for name in ("Output", "Executions", "Timeline", "Events"):
+        self._dock("Debugger", self.debugger, Qt.DockWidgetArea.RightDockWidgetArea)
+        self._dock("Breakpoints", self.breakpoints, Qt.DockWidgetArea.BottomDockWidgetArea)
+        self._dock("Dead Letters", self.dlq, Qt.DockWidgetArea.BottomDockWidgetArea)
+        self._dock("Mocks", self.mocks, Qt.DockWidgetArea.BottomDockWidgetArea)
+        self._dock("Diff", self.diff, Qt.DockWidgetArea.BottomDockWidgetArea)
+        for name in ("Output", "Executions", "Timeline", "Events", "Breakpoints", "Dead Letters", "Mocks",
+                     "Diff"):
             self.tabifyDockWidget(self.docks["Problems"], self.docks[name])
         self.tabifyDockWidget(self.docks["Properties"], self.docks["Inspector"])
+        self.tabifyDockWidget(self.docks["Properties"], self.docks["Debugger"])
         self.docks["Problems"].raise_()
         self.docks["Properties"].raise_()
         self.resizeDocks([self.docks["Workspace"], self.docks["Properties"]], [260, 340],
@@ -104,11 +131,15 @@ class MainWindow(QMainWindow):
         self.resizeDocks([self.docks["Problems"]], [240], Qt.Orientation.Vertical)
 
         self.backend_label = QLabel("Connecting…", objectName="backendLabel")
+        self.connection_status = ConnectionStatus(connections) if connections is not None else None
         self.problem_label = QLabel("", objectName="problemCounts")
         self.cursor_label = QLabel("", objectName="cursorLabel")
         self.statusBar().addPermanentWidget(self.cursor_label)
         self.statusBar().addPermanentWidget(self.problem_label)
         self.statusBar().addPermanentWidget(self.backend_label)
+        if self.connection_status is not None:
+            self.statusBar().addPermanentWidget(self.connection_status)
+            self.connection_status.manageRequested.connect(self.show_connections)
 
         self._build_actions()
         self.tree.set_root(workspace)
@@ -125,8 +156,16 @@ class MainWindow(QMainWindow):
         self.watcher.deletedOnDisk.connect(self._deleted_on_disk)
         asyncqt.errors.reported.connect(self._show_error)
         self.output.executionRequested.connect(self.open_execution)
+        self.dlq.openExecution.connect(self.open_execution)
+        self.debugger.debug_actions.add_to(self)
+        self.debugger.paused_panel.pausedAt.connect(self._paused_at)
+        self.debugger.paused_panel.pausedChanged.connect(self._paused_changed)
+        self.breakpoints.breakpointsChanged.connect(self._breakpoints_changed)
+        if connections is not None:
+            connections.connected.connect(self._connected)
+            connections.reconnected.connect(self._reconnected)
         self.hub.stepRunSelected.connect(self._step_run_selected)
-        for pane in (self.executions, self.inspector, self.events):
+        for pane in (self.executions, self.inspector, self.events, self.dlq, self.mocks):
             pane.statusMessage.connect(lambda text: self.statusBar().showMessage(text, 5000))
         self._update_title()
         self._counts_changed(0, 0)
@@ -136,6 +175,7 @@ class MainWindow(QMainWindow):
     def _dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> None:
         dock = QDockWidget(title, self)
         dock.setObjectName(f"dock{title}")
+        widget.setMinimumSize(120, 60)  # a dock may be squeezed; its content must not size the window
         dock.setWidget(widget)
         self.addDockWidget(area, dock)
         self.docks[title] = dock
@@ -183,6 +223,12 @@ class MainWindow(QMainWindow):
         self.act_theme = a("Toggle &Dark Theme", self.toggle_theme, "Ctrl+Shift+T", "theme",
                            "actionTheme")
         self.act_goto = a("&Go to Step…", self.go_to_step_dialog, "Ctrl+P", "", "actionGoToStep")
+        self.act_breakpoint = a("Toggle &Breakpoint", self.toggle_breakpoint_here, "F9", "",
+                                "actionToggleBreakpoint")
+        self.act_replay = a("Re&play Execution…", self.replay_selected, "Ctrl+Shift+R", "", "actionReplay")
+        self.act_compare = a("&Compare with Original", self.compare_with_original, "", "",
+                             "actionCompareOriginal")
+        self.act_connections = a("&Connections…", self.show_connections, "", "settings", "actionConnections")
         for action in (self.act_undo, self.act_redo):
             self.addAction(action)
 
@@ -209,10 +255,18 @@ class MainWindow(QMainWindow):
         run_menu = bar.addMenu("&Run")
         run_menu.addAction(self.act_run)
         run_menu.addAction(self.act_validate)
+        run_menu.addSeparator()
+        run_menu.addAction(self.act_breakpoint)
+        run_menu.addActions(list(self.debugger.debug_actions.actions.values()))
+        run_menu.addSeparator()
+        run_menu.addAction(self.act_replay)
+        run_menu.addAction(self.act_compare)
+        file_menu.insertAction(self.act_quit, self.act_connections)
         help_menu = bar.addMenu("&Help")
         help_menu.addAction(self._action("&About Workflow Studio", self.about, None, "wfstudio",
                                          "actionAbout"))
 
+        self.addToolBar(self.debugger.debug_actions.toolbar)
         toolbar = self.addToolBar("Main")
         toolbar.setObjectName("mainToolbar")
         toolbar.setMovable(False)
@@ -224,9 +278,11 @@ class MainWindow(QMainWindow):
 
     def set_backend(self, backend: Backend) -> None:
         """Connect every pane to ``backend`` (the embedded engine or a remote server)."""
+        if self.backend is not None:
+            self.backend.diagnosticsChanged.disconnect(self._diagnostics)
         self.backend = backend
         backend.diagnosticsChanged.connect(self._diagnostics)
-        for pane in (self.executions, self.timeline, self.inspector, self.events):
+        for pane in self.service_panes:
             pane.set_service(backend.service)
         infos = backend.type_infos
         self.palette.set_type_infos(infos)
@@ -276,6 +332,8 @@ class MainWindow(QMainWindow):
         document.set_shapes(self.shapes())
         editor = PipelineEditor(document, self.backend.type_infos if self.backend else [])
         editor.stepSelected.connect(self._step_selected)
+        if hasattr(editor.graph, "breakpointToggleRequested"):
+            editor.graph.breakpointToggleRequested.connect(self._toggle_breakpoint)
         editor.validateRequested.connect(lambda e=editor: self.validate_editor(e))
         editor.yaml.cursorLineChanged.connect(lambda line: self.cursor_label.setText(f"Ln {line}"))
         document.modifiedChanged.connect(lambda _m, e=editor: self._update_tab(e))
@@ -286,6 +344,7 @@ class MainWindow(QMainWindow):
         self.tabs.setCurrentIndex(index)
         self.watcher.watch(path)
         editor.set_diagnostics(self._problem_files.get(str(path), []))
+        self._breakpoints_changed(self.breakpoints.breakpoints())
         self.validate_editor(editor)
         self._remember_open_files()
         return editor
@@ -525,6 +584,106 @@ class MainWindow(QMainWindow):
                 editor.graph.select_step(pipeline, path)
                 return
 
+    # ------------------------------------------------------------------ debugger, replay, diff
+
+    def toggle_breakpoint_here(self) -> None:
+        editor = self.current_editor()
+        pipeline = editor.current_pipeline() if editor else None
+        step = self.properties.current()[1] if editor else None
+        if editor is None or pipeline is None or not step:
+            self.statusBar().showMessage("Select a step in the editor to toggle its breakpoint", 3000)
+            return
+        self._toggle_breakpoint(pipeline, step, "")
+
+    def _toggle_breakpoint(self, pipeline: str, step_id: str, condition: str) -> None:
+        asyncqt.spawn(self.breakpoints.toggle_breakpoint(pipeline, step_id, condition or None),
+                      what="Toggling the breakpoint")
+
+    def _breakpoints_changed(self, breakpoints: list[Breakpoint]) -> None:
+        by_pipeline: dict[str, dict[str, tuple[bool, str]]] = {}
+        for bp in breakpoints:
+            by_pipeline.setdefault(bp.pipeline, {})[bp.step] = (bp.enabled, bp.condition or "")
+        for editor in self.editors():
+            if not hasattr(editor.graph, "set_breakpoints"):
+                return
+            for pipeline in editor.document.last_good.pipelines:
+                editor.graph.set_breakpoints(pipeline, by_pipeline.get(pipeline, {}))
+
+    def _paused_at(self, pipeline: str, step_path: str) -> None:
+        """An execution is paused: show its node and the debugger."""
+        self.docks["Debugger"].raise_()
+        self.docks["Timeline"].raise_()
+        for editor in self.editors():
+            if pipeline in editor.document.last_good.pipelines:
+                self.tabs.setCurrentWidget(editor)
+                if hasattr(editor.graph, "set_paused"):
+                    editor.graph.set_paused(pipeline, step_path or None)
+                return
+        asyncqt.spawn(self._open_pipeline_file(pipeline, step_path), what="Opening the paused pipeline")
+
+    async def _open_pipeline_file(self, pipeline: str, step_path: str) -> None:
+        if self.backend is None:
+            return
+        info = next((p for p in await self.backend.service.list_pipelines() if p.name == pipeline), None)
+        if info is not None and Path(info.file).is_file():
+            editor = self.open_file(Path(info.file))
+            if editor is not None and hasattr(editor.graph, "set_paused"):
+                editor.graph.set_paused(pipeline, step_path or None)
+
+    def _paused_changed(self, paused: list[object]) -> None:
+        if not paused:
+            for editor in self.editors():
+                for pipeline in editor.document.last_good.pipelines:
+                    if hasattr(editor.graph, "set_paused"):
+                        editor.graph.set_paused(pipeline, None)
+
+    def replay_selected(self) -> None:
+        execution_id = self.hub.execution_id
+        if self.backend is None or not execution_id:
+            self.statusBar().showMessage("Select an execution to replay (Executions, Output or Timeline)",
+                                         4000)
+            return
+        dialog = ReplayDialog.open_for(self.backend.service, execution_id, self)
+        dialog.replayed.connect(self._replayed)
+
+    def _replayed(self, original_id: str, new_id: str) -> None:
+        """The new execution opens next to its original: selected, and diffed against it."""
+        self.open_execution(new_id)
+        self.docks["Diff"].raise_()
+        asyncqt.spawn(self.diff.compare(original_id, new_id), what="Comparing the executions")
+
+    def compare_with_original(self) -> None:
+        execution_id = self.hub.execution_id
+        if execution_id:
+            self.docks["Diff"].raise_()
+            asyncqt.spawn(self.diff.compare_with_original(execution_id), what="Comparing the executions")
+
+    # ------------------------------------------------------------------ connections
+
+    def show_connections(self) -> None:
+        if self.connections is None:
+            return
+        dialog = ConnectionDialog(self.connections, self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.open()
+
+    def _connected(self, service: StudioService, profile: Profile) -> None:
+        """A profile was chosen: every pane switches to its service."""
+        asyncqt.spawn(self.adopt_service(service, profile.name), what="Switching the connection")
+
+    async def adopt_service(self, service: StudioService, label: str) -> None:
+        backend = Backend(service, label, owns_service=self.connections is None)
+        await backend.refresh_info()
+        previous = self.backend
+        self.set_backend(backend)
+        if previous is not None and previous.service is not service:
+            await previous.close()
+        await backend.load_workspace(self.workspace)
+
+    def _reconnected(self) -> None:
+        self.statusBar().showMessage("Connection restored", 4000)
+        self.executions.refresh()
+
     # ------------------------------------------------------------------ runs
 
     def run_current(self) -> None:
@@ -543,7 +702,7 @@ class MainWindow(QMainWindow):
     async def _run(self, editor: PipelineEditor, pipeline: str) -> None:
         assert self.backend is not None
         if editor.path is not None:
-            diagnostics = await self.backend.sync_file(editor.path, editor.document.text)
+            diagnostics = await self.backend.sync_file(editor.path, editor.document.text, deploy=True)
             if any(d.severity == "error" for d in diagnostics):
                 self.docks["Problems"].raise_()
                 self._show_error("Cannot run", f"{editor.path.name} has errors; fix them first "

@@ -10,6 +10,7 @@ press means (select, drag to reorder, re-wire, pan).
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import (
@@ -45,6 +46,18 @@ Z_NODE = 100.0
 Z_FEEDBACK = 1000.0
 
 Problems = list[tuple[str, str]]  # (severity, message)
+BP_R = 7.0  # radius of a breakpoint dot (centred on the node's left edge)
+INNER_R = 4.5  # the dot of breakpoints hidden inside a collapsed composite
+
+
+@dataclass(frozen=True, slots=True)
+class Marks:
+    """What the debugger shows on one drawn step; items without any keep ``marks`` None."""
+
+    breakpoint: tuple[bool, str] | None = None  # the step's own: (enabled, jq condition or "")
+    inner: int = 0  # breakpoints on steps hidden inside this (collapsed) composite
+    paused_at: str = ""  # the step where a run is paused: this one, or one hidden inside it
+
 # QStaticText.prepare() takes the transform first; one shared identity serves every text.
 IDENTITY = QTransform()
 
@@ -58,7 +71,9 @@ def _static(text: str, font_metrics_width: float, metrics, font) -> QStaticText:
 
 
 class StepItem(QGraphicsItem):
-    """What nodes and composites share: a step id, a box, problems and a tooltip."""
+    """What nodes and composites share: a step id, a box, problems, debugger marks and a tooltip."""
+
+    marks: Marks | None = None  # a class default: unmarked items (nearly all) pay one lookup a frame
 
     def __init__(
         self, step_id: str, box: Box, name: str, type_name: str, category: str, style: GraphStyle
@@ -108,6 +123,18 @@ class StepItem(QGraphicsItem):
             self.hot = hot
             self.update()
 
+    def set_marks(self, marks: Marks | None) -> None:
+        """Breakpoint dot and paused highlight (None: neither)."""
+        if marks is not None and marks == Marks():
+            marks = None
+        if marks == self.marks:
+            return
+        if (marks is None) != (self.marks is None):
+            self.prepareGeometryChange()  # the dot sticks out to the left
+        self.marks = marks
+        self._update_tooltip()
+        self.update()
+
     def set_style(self, style: GraphStyle) -> None:
         self.style = style
         self.prepare()
@@ -121,13 +148,78 @@ class StepItem(QGraphicsItem):
         return None
 
     def boundingRect(self) -> QRectF:
-        return self.rect.adjusted(-4, -10, 10, 8)
+        if self.marks is None:
+            return self.rect.adjusted(-4, -10, 10, 8)
+        return self.rect.adjusted(-BP_R - 4, -12, 10, 8)
 
     def _update_tooltip(self) -> None:
         lines = [f"<b>{_html(self.name)}</b> &nbsp;<span style='color:gray'>{_html(self.type_name)}</span>"]
+        marks = self.marks
+        if marks is not None:
+            if marks.paused_at:
+                where = "" if marks.paused_at == self.step_id else f" at {_html(marks.paused_at)} (inside)"
+                lines.append(f"<span style='color:#b45309'>⏸ <b>Paused</b>{where}</span>")
+            if marks.breakpoint is not None:
+                enabled, condition = marks.breakpoint
+                state = "Breakpoint" if enabled else "Breakpoint (disabled)"
+                when = f" when <code>{_html(condition)}</code>" if condition else ""
+                lines.append(f"<span style='color:#c41200'>●</span> {state}{when}")
+            if marks.inner:
+                s = "s" if marks.inner != 1 else ""
+                lines.append(f"<span style='color:#c41200'>●</span> {marks.inner} breakpoint{s} inside")
         for severity, message in self.problems:
             lines.append(f"{'⛔' if severity == 'error' else '⚠'} {_html(message)}")
         self.setToolTip("<br>".join(lines))
+
+    def _paint_marks(self, painter: QPainter, marks: Marks, border: QRectF, radius: float, cy: float,
+                     low: bool) -> None:
+        """The paused border and badge over ``border``, and the breakpoint dot at (0, ``cy``)."""
+        s = self.style
+        painter.setBrush(Qt.BrushStyle.NoBrush)
+        if marks.paused_at:
+            if low:
+                painter.setPen(s.low_paused_pen)
+                painter.drawRect(border)
+            else:
+                if self.isSelected():
+                    painter.setPen(s.paused_ring_pen)
+                    painter.drawRoundedRect(border.adjusted(-4, -4, 4, 4), radius + 4, radius + 4)
+                painter.setPen(s.paused_pen)
+                painter.drawRoundedRect(border, radius, radius)
+                size = s.paused_text.size()
+                badge = QRectF(BP_R + 8, -10, size.width() + 10, size.height() + 2)
+                painter.setPen(Qt.PenStyle.NoPen)
+                painter.setBrush(s.paused_brush)
+                painter.drawRoundedRect(badge, badge.height() / 2, badge.height() / 2)
+                painter.setPen(s.paused_text_pen)
+                painter.setFont(s.badge_font)
+                painter.drawStaticText(QPointF(badge.x() + 5, badge.y() + 1), s.paused_text)
+        if marks.breakpoint is not None:
+            enabled, condition = marks.breakpoint
+            centre = QPointF(0, cy)
+            if low:
+                painter.setPen(Qt.PenStyle.NoPen)
+                painter.setBrush(s.breakpoint_brush if enabled else s.node_brush)
+                painter.drawRect(QRectF(-BP_R, cy - BP_R, 2 * BP_R, 2 * BP_R))
+                return
+            if enabled:
+                painter.setPen(s.breakpoint_gap_pen)
+                painter.setBrush(s.breakpoint_brush)
+            else:  # hollow
+                painter.setPen(s.breakpoint_pen)
+                painter.setBrush(s.node_brush)
+            painter.drawEllipse(centre, BP_R, BP_R)
+            if condition:
+                painter.setPen(s.breakpoint_text_pen if enabled else s.breakpoint_mark_pen)
+                painter.setFont(s.badge_font)
+                size = s.condition_text.size()
+                painter.drawStaticText(
+                    QPointF(-size.width() / 2, cy - size.height() / 2), s.condition_text
+                )
+        elif marks.inner:
+            painter.setPen(s.breakpoint_gap_pen)
+            painter.setBrush(s.breakpoint_brush)
+            painter.drawEllipse(QPointF(0, cy), INNER_R, INNER_R)
 
     def _border_pen(self, low: bool):  # type: ignore[no-untyped-def]
         s = self.style
@@ -236,6 +328,8 @@ class NodeItem(StepItem):
             painter.setPen(pen if pen is not None else Qt.PenStyle.NoPen)
             painter.setBrush(s.category(self.category)[2])
             painter.drawRect(self.rect)
+            if self.marks is not None:
+                self._paint_marks(painter, self.marks, self.rect, RADIUS, self.rect.height() / 2, True)
             return
         pen = self._border_pen(False)
         if self.collapsed:
@@ -261,6 +355,8 @@ class NodeItem(StepItem):
             painter.setBrush(s.port_brush)
             painter.drawEllipse(self._port)
         self._paint_problem_badge(painter)
+        if self.marks is not None:
+            self._paint_marks(painter, self.marks, self.rect, RADIUS, self.rect.height() / 2, False)
 
 
 class GroupItem(StepItem):
@@ -348,6 +444,8 @@ class GroupItem(StepItem):
             painter.setPen(Qt.PenStyle.NoPen)
             painter.setBrush(light)
             painter.drawRect(self._header)
+            if self.marks is not None:
+                self._paint_marks(painter, self.marks, self.rect, RADIUS + 2, GROUP_HEADER / 2, True)
             return
         painter.drawRoundedRect(self.rect, RADIUS + 2, RADIUS + 2)
         painter.setPen(Qt.PenStyle.NoPen)
@@ -374,6 +472,8 @@ class GroupItem(StepItem):
                 painter.setFont(s.type_font)
                 painter.drawStaticText(text_pos, self._drop_text)
         self._paint_problem_badge(painter)
+        if self.marks is not None:
+            self._paint_marks(painter, self.marks, self.rect, RADIUS + 2, GROUP_HEADER / 2, False)
 
 
 class ListItem(QGraphicsItem):
@@ -443,7 +543,8 @@ class OverviewItem(QGraphicsItem):
         self.style = style
         self.picture = QPicture()
         self.bounds = bounds.adjusted(-8, -8, 8, 8)
-        self.emphasis: list[tuple[QRectF, str]] = []  # (scene rect, "selected" | "error" | "warning")
+        # (scene rect, "selected" | "error" | "warning" | "paused" | "breakpoint")
+        self.emphasis: list[tuple[QRectF, str]] = []
         self.setZValue(Z_NODE + 1)
         self.setAcceptedMouseButtons(Qt.MouseButton.NoButton)
         self.hide()
@@ -489,11 +590,17 @@ class OverviewItem(QGraphicsItem):
             s = self.style
             painter.setBrush(Qt.BrushStyle.NoBrush)
             for rect, kind in self.emphasis:
+                if kind == "breakpoint":  # a round dot of fixed screen size at the left edge
+                    painter.setPen(s.low_breakpoint_pen)
+                    painter.drawPoint(QPointF(rect.left(), rect.center().y()))
+                    continue
                 painter.setPen(
                     s.low_selected_pen
                     if kind == "selected"
                     else s.low_error_pen
                     if kind == "error"
+                    else s.low_paused_pen
+                    if kind == "paused"
                     else s.low_warning_pen
                 )
                 painter.drawRect(rect)

@@ -20,6 +20,7 @@ from app.editor.graph.items import (
     GroupItem,
     InsertMarker,
     ListItem,
+    Marks,
     NodeItem,
     OverviewItem,
     Problems,
@@ -44,6 +45,7 @@ class PipelineScene(QGraphicsScene):
         self.pipeline: PipelineOutline | None = None
         self.layout: GraphLayout | None = None
         self.steps: dict[str, StepItem] = {}
+        self.marked: dict[str, StepItem] = {}  # the steps carrying debugger marks
         self.edges: list[EdgeItem] = []
         self.start: StartItem | None = None
         self._bounds = QRectF()
@@ -68,6 +70,7 @@ class PipelineScene(QGraphicsScene):
         self.pipeline = pipeline
         self.layout = layout
         self.steps = {}
+        self.marked = {}
         self.edges = []
         style = self.graph_style
         slots_by_owner: dict[str, list] = {}
@@ -183,8 +186,36 @@ class PipelineScene(QGraphicsScene):
             kind = "selected" if item.isSelected() else item.severity
             if kind:
                 emphasis.append((item.rect.translated(item.pos()), kind))
+        for item in self.marked.values():
+            marks = item.marks
+            if marks is None:
+                continue
+            rect = item.rect.translated(item.pos())
+            if marks.paused_at:
+                emphasis.append((rect, "paused"))
+            if marks.breakpoint is not None or marks.inner:
+                emphasis.append((rect, "breakpoint"))
         self.overview.emphasis = emphasis
         self.overview.update()
+
+    # -- debugger marks
+
+    def set_marks(self, marks: Mapping[str, Marks]) -> None:
+        """Mark the drawn steps in ``marks`` (by step id) and unmark the ones marked before.
+        Only marked items are visited, so an empty mapping costs nothing."""
+        if not marks and not self.marked:
+            return
+        for step_id, item in self.marked.items():
+            if step_id not in marks:
+                item.set_marks(None)
+        marked: dict[str, StepItem] = {}
+        for step_id, mark in marks.items():
+            item = self.steps.get(step_id)
+            if item is not None:
+                item.set_marks(mark)
+                marked[step_id] = item
+        self.marked = marked
+        self._update_emphasis()
 
     def relabel(self, pipeline: PipelineOutline, catalog: TypeCatalog) -> None:
         """The same layout for a newer outline: take it and update names, types and the trigger."""
@@ -206,6 +237,7 @@ class PipelineScene(QGraphicsScene):
         self.pipeline = None
         self.layout = None
         self.steps = {}
+        self.marked = {}
         self.edges = []
         self.start = None
         self.overview = OverviewItem(QRectF(), self.graph_style)

@@ -9,7 +9,18 @@ from __future__ import annotations
 import zlib
 
 from PySide6.QtCore import QRectF, Qt
-from PySide6.QtGui import QBrush, QColor, QFont, QFontMetricsF, QPainter, QPalette, QPen, QPixmap
+from PySide6.QtGui import (
+    QBrush,
+    QColor,
+    QFont,
+    QFontMetricsF,
+    QPainter,
+    QPalette,
+    QPen,
+    QPixmap,
+    QStaticText,
+    QTransform,
+)
 from PySide6.QtWidgets import QApplication
 
 CATEGORY_COLORS = {
@@ -130,6 +141,24 @@ class GraphStyle:
         self.trigger_color = QColor(TRIGGER_COLOR)
         self.trigger_brush = QBrush(_alpha(self.trigger_color, 45))
         self.trigger_pen = _pen(self.trigger_color, 1.4)
+        # Debugger marks: a breakpoint dot at a node's left edge, an amber border where a run is paused.
+        bp = QColor("#e51400") if not self.dark else QColor("#f14c4c")
+        paused = QColor("#f59e0b") if not self.dark else QColor("#fbbf24")
+        self.breakpoint_color = bp
+        self.breakpoint_brush = QBrush(bp)
+        self.breakpoint_pen = _pen(bp, 2.0)  # the ring of a disabled breakpoint
+        self.breakpoint_gap_pen = _pen(base, 1.5)  # sets a filled dot off the node's border
+        self.breakpoint_text_pen = QPen(QColor("#ffffff"))
+        self.breakpoint_mark_pen = QPen(bp)
+        self.low_breakpoint_pen = _cosmetic(bp, 7.0)  # a dot of fixed screen size, far zoomed out
+        self.paused_color = paused
+        self.paused_pen = _pen(paused, 4.0)
+        self.low_paused_pen = _cosmetic(paused, 3.0)
+        self.paused_brush = QBrush(paused)
+        self.paused_text_pen = QPen(QColor("#3b2300"))
+        self.paused_ring_pen = _pen(self.accent, 1.5)  # a paused node that is also selected
+        self.condition_text = _prepared("?", self.badge_font)
+        self.paused_text = _prepared("paused", self.badge_font)
         self._category: dict[str, tuple[QColor, QBrush, QBrush, QPen, QBrush]] = {}
         self._icons: dict[str, QPixmap | None] = {}
 
@@ -192,6 +221,13 @@ def badge_rects(x: float, cy: float, size: float = 26.0) -> tuple[QRectF, QRectF
     circle = QRectF(x, cy - size / 2, size, size)
     icon = QRectF(circle.center().x() - ICON_PX / 2, cy - ICON_PX / 2, ICON_PX, ICON_PX)
     return circle, icon, circle.adjusted(6, 6, -6, -6)
+
+
+def _prepared(text: str, font: QFont) -> QStaticText:
+    static = QStaticText(text)
+    static.setTextFormat(Qt.TextFormat.PlainText)
+    static.prepare(QTransform(), font)
+    return static
 
 
 def _pen(color: QColor, width: float, style: Qt.PenStyle = Qt.PenStyle.SolidLine) -> QPen:
