@@ -374,11 +374,12 @@ def test_pause_and_context_edit_are_shown(qloop, pane, pipelines) -> None:  # ty
     assert span.ended_at is not None and span.action == "continue"
     assert model.nodes[int(model.node[model.items.index(span)])].path == "b"  # on b's lane
     index = model.items.index(span)
+    pane.zoom_to_fit()
     layout = pane.state.layout
     assert layout is not None
     middle = QPointF(float(model.start[index] + model.end[index]) / 2, float(layout.bar_row[index]))
     tip = pane.hover_text(pane.plot.mapFromScene(pane.vb.mapViewToScene(middle)))
-    assert "paused at b" in tip and "resumed: continue" in tip
+    assert "paused at b" in tip and "resumed: continue" in tip, tip
 
 
 def test_unknown_execution_is_a_message(qloop, pane) -> None:  # type: ignore[no-untyped-def]
