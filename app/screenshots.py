@@ -29,7 +29,9 @@ async def shoot(out: Path) -> list[Path]:
     from PySide6.QtWidgets import QApplication
 
     from app import asyncqt, theme
-    from app.backend import Backend
+    from app.connections.connection_manager import ConnectionManager
+    from app.connections.profiles import Profile, ProfileStore
+    from app.connections.secrets import SecretStore
     from app.run.output_panel import run_pipeline
     from app.run.run_dialog import RunDialog
     from app.settings import Settings
@@ -53,12 +55,15 @@ async def shoot(out: Path) -> list[Path]:
     settings = Settings(str(tmp / "settings.ini"))
     for name in ("light", "dark"):
         theme.apply(name, app)
-        window = MainWindow(settings, workspace)
+        connections = ConnectionManager(ProfileStore(tmp / f"profiles-{name}.json"),
+                                        SecretStore(tmp / f"secrets-{name}.json", backend=None))
+        window = MainWindow(settings, workspace, connections=connections)
         window.resize(1600, 980)
         window.show()
-        backend = await Backend.embedded_backend(f"sqlite:///{tmp / f'store-{name}.db'}")
-        window.set_backend(backend)
-        await backend.load_workspace(workspace)
+        profile = Profile(name="Embedded", kind="embedded", store=f"sqlite:///{tmp / f'store-{name}.db'}")
+        await window.adopt_service(await connections.connect(profile), profile.name)
+        backend = window.backend
+        assert backend is not None
         editor = window.open_file(workspace / "orders.yaml")
         assert editor is not None
         await _settle(app)
@@ -108,6 +113,7 @@ async def shoot(out: Path) -> list[Path]:
             save(palette, "command-palette")
             palette.close()
             routing.document.undo_stack.undo()
+            await _execution_scenes(window, backend, save)
         else:
             save(window, "main-window-dark")
         while asyncqt.pending():
@@ -115,10 +121,108 @@ async def shoot(out: Path) -> list[Path]:
         for e in window.editors():
             e.document.undo_stack.setClean()
         window.close()
-        await backend.close()
+        await connections.close()
     theme.apply("light", app)
     shutil.rmtree(tmp, ignore_errors=True)
     return written
+
+
+async def _wait(condition: object, timeout: float = 20.0) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not condition():  # type: ignore[operator]
+        if time.monotonic() > deadline:
+            raise RuntimeError("the studio did not reach the state to photograph")
+        await asyncio.sleep(0.05)
+
+
+async def _execution_scenes(window: object, backend: object, save: object) -> None:
+    """Record real executions, then photograph the panes that show them."""
+    from app import asyncqt
+    from app.replay.replay_dialog import ReplayDialog
+    from engine.service.models import ReplayOptions, RunOptions
+
+    w, svc = window, backend.service  # type: ignore[attr-defined]
+    from PySide6.QtCore import Qt
+
+    w.resizeDocks([w.docks["Problems"]], [440], Qt.Orientation.Vertical)  # room for the bottom panes
+    users = [{"name": n, "email": f"{n}@example.com", "orders": o, "age": a}
+             for n, o, a in (("ada", 7, 36), ("linus", 3, 54), ("grace", 9, 85), ("alan", 4, 41))]
+    fan = await svc.run("score-users", {"users": users})
+    await svc.run("triage", {"id": "T-1", "severity": 9, "product": "billing"})
+    await svc.run("fetch-quote", {"sku": "ABC-1"})  # no quote service runs here: it dead-letters
+    await svc.set_mock("create-order", "store", output={"affected_rows": 1, "last_id": 42}, delay_ms=20)
+    original = next(e.execution_id for e in w.output.entries() if e.status == "completed")
+    replay = await svc.replay(original, ReplayOptions(mode="from_step", from_step="price",
+                                                      mocks={"price": {"unit_price": 19.5, "discount": 0.1,
+                                                                       "total": 52.65}}))
+    w._replayed(original, replay.execution_id)
+    await _wait(lambda: asyncqt.pending() == 0)
+    await _settle(None)
+    save(w.diff, "diff-pane")
+
+    w.open_execution(fan.execution_id)
+    await _wait(lambda: w.timeline.model is not None and w.timeline.execution_id == fan.execution_id)
+    w.hub.select_step_run(fan.execution_id, "fan-out/row", 0)
+    await _wait(lambda: asyncqt.pending() == 0)
+    await _settle(None, 20)
+    save(w.timeline, "timeline")
+    save(w.inspector, "inspector")
+    w.docks["Events"].raise_()
+    await _settle(None)
+    save(w.events, "event-list")
+    w.docks["Executions"].raise_()
+    w.executions.refresh()
+    await _wait(lambda: asyncqt.pending() == 0)
+    await _settle(None)
+    save(w.executions, "executions-panel")
+    w.docks["Dead Letters"].raise_()
+    w.dlq.refresh()
+    await _wait(lambda: asyncqt.pending() == 0)
+    await _settle(None)
+    save(w.dlq, "dlq-panel")
+    w.docks["Mocks"].raise_()
+    w.mocks.refresh()
+    await _wait(lambda: asyncqt.pending() == 0)
+    await _settle(None)
+    save(w.mocks, "mocks-panel")
+
+    dialog = ReplayDialog(svc, original, w)
+    dialog.resize(760, 620)
+    dialog.show()
+    await dialog.load()
+    dialog.set_from_step("price")
+    await dialog.refresh_plan()
+    await _settle(None)
+    save(dialog, "replay-dialog")
+    dialog.close()
+
+    # the debugger: a conditional breakpoint stops a big order at `price`
+    await w.breakpoints.add_breakpoint("create-order", "price", ".qty > 5")
+    started = await svc.run("create-order", {"sku": "ABC-9", "qty": 12}, RunOptions(wait=False))
+    await _wait(lambda: any(p.execution_id == started.execution_id
+                            for p in w.debugger.paused_panel.paused_executions()))
+    w.hub.select_execution(started.execution_id)
+    w.docks["Timeline"].raise_()
+    w.docks["Debugger"].raise_()
+    await _wait(lambda: asyncqt.pending() == 0)
+    await _settle(None, 20)
+    save(w, "debugging")
+    save(w.debugger, "debugger-pane")
+    w.docks["Breakpoints"].raise_()
+    await _settle(None)
+    save(w.breakpoints, "breakpoints-panel")
+    await svc.resume(started.execution_id, "continue")
+    w.resizeDocks([w.docks["Problems"]], [240], Qt.Orientation.Vertical)
+    if w.connections is not None:
+        from app.connections.connection_dialog import ConnectionDialog
+
+        connections = ConnectionDialog(w.connections, w)
+        connections.show()
+        await _settle(None)
+        save(connections, "connections-dialog")
+        connections.close()
 
 
 def main() -> int:

@@ -137,7 +137,8 @@ class MainWindow(QMainWindow):
         self.statusBar().addPermanentWidget(self.cursor_label)
         self.statusBar().addPermanentWidget(self.problem_label)
         self.statusBar().addPermanentWidget(self.backend_label)
-        if self.connection_status is not None:
+        if self.connection_status is not None:  # it names the profile and the engine version
+            self.backend_label.hide()
             self.statusBar().addPermanentWidget(self.connection_status)
             self.connection_status.manageRequested.connect(self.show_connections)
 
@@ -795,6 +796,8 @@ class MainWindow(QMainWindow):
                 return
         self.settings.set_window_geometry(bytes(self.saveGeometry().data()))
         self.settings.set_window_state(bytes(self.saveState().data()))
+        for pane in self.service_panes:  # stop live streams before the service closes
+            pane.set_service(None)
         super().closeEvent(event)
 
 
