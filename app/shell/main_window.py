@@ -216,9 +216,9 @@ class MainWindow(QMainWindow):
         self.act_run = a("&Run Pipeline…", self.run_current, "Ctrl+R", "run", "actionRun")
         self.act_validate = a("&Validate", self.validate_current, "Ctrl+Shift+V", "validate",
                               "actionValidate")
-        self.act_fit = a("Zoom to &Fit", lambda: self._graph_call("zoom_to_fit"), "F", "zoom-fit",
+        # no shortcut here: the graph owns F (a second F action would make the key ambiguous)
+        self.act_fit = a("Zoom to &Fit", lambda: self._graph_call("zoom_to_fit"), None, "zoom-fit",
                          "actionZoomFit")
-        self.act_fit.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
         self.act_layout = a("Auto &Layout", lambda: self._graph_call("auto_layout"), "Ctrl+L", "layout",
                             "actionAutoLayout")
         self.act_theme = a("Toggle &Dark Theme", self.toggle_theme, "Ctrl+Shift+T", "theme",
@@ -333,8 +333,7 @@ class MainWindow(QMainWindow):
         document.set_shapes(self.shapes())
         editor = PipelineEditor(document, self.backend.type_infos if self.backend else [])
         editor.stepSelected.connect(self._step_selected)
-        if hasattr(editor.graph, "breakpointToggleRequested"):
-            editor.graph.breakpointToggleRequested.connect(self._toggle_breakpoint)
+        editor.graph.breakpointToggleRequested.connect(self._toggle_breakpoint)
         editor.validateRequested.connect(lambda e=editor: self.validate_editor(e))
         editor.yaml.cursorLineChanged.connect(lambda line: self.cursor_label.setText(f"Ln {line}"))
         document.modifiedChanged.connect(lambda _m, e=editor: self._update_tab(e))
@@ -597,6 +596,12 @@ class MainWindow(QMainWindow):
         self._toggle_breakpoint(pipeline, step, "")
 
     def _toggle_breakpoint(self, pipeline: str, step_id: str, condition: str) -> None:
+        """Toggle; with a condition, an existing breakpoint gets it instead of going away."""
+        existing = next((bp for bp in self.breakpoints.breakpoints(pipeline) if bp.step == step_id), None)
+        if condition and existing is not None:
+            asyncqt.spawn(self.breakpoints.set_condition(existing.id, condition),
+                          what="Changing the breakpoint's condition")
+            return
         asyncqt.spawn(self.breakpoints.toggle_breakpoint(pipeline, step_id, condition or None),
                       what="Toggling the breakpoint")
 
@@ -605,8 +610,6 @@ class MainWindow(QMainWindow):
         for bp in breakpoints:
             by_pipeline.setdefault(bp.pipeline, {})[bp.step] = (bp.enabled, bp.condition or "")
         for editor in self.editors():
-            if not hasattr(editor.graph, "set_breakpoints"):
-                return
             for pipeline in editor.document.last_good.pipelines:
                 editor.graph.set_breakpoints(pipeline, by_pipeline.get(pipeline, {}))
 
@@ -617,8 +620,7 @@ class MainWindow(QMainWindow):
         for editor in self.editors():
             if pipeline in editor.document.last_good.pipelines:
                 self.tabs.setCurrentWidget(editor)
-                if hasattr(editor.graph, "set_paused"):
-                    editor.graph.set_paused(pipeline, step_path or None)
+                editor.graph.set_paused(pipeline, step_path or None)
                 return
         asyncqt.spawn(self._open_pipeline_file(pipeline, step_path), what="Opening the paused pipeline")
 
@@ -628,15 +630,14 @@ class MainWindow(QMainWindow):
         info = next((p for p in await self.backend.service.list_pipelines() if p.name == pipeline), None)
         if info is not None and Path(info.file).is_file():
             editor = self.open_file(Path(info.file))
-            if editor is not None and hasattr(editor.graph, "set_paused"):
+            if editor is not None:
                 editor.graph.set_paused(pipeline, step_path or None)
 
     def _paused_changed(self, paused: list[object]) -> None:
         if not paused:
             for editor in self.editors():
                 for pipeline in editor.document.last_good.pipelines:
-                    if hasattr(editor.graph, "set_paused"):
-                        editor.graph.set_paused(pipeline, None)
+                    editor.graph.set_paused(pipeline, None)
 
     def replay_selected(self) -> None:
         execution_id = self.hub.execution_id

@@ -58,6 +58,7 @@ class Marks:
     inner: int = 0  # breakpoints on steps hidden inside this (collapsed) composite
     paused_at: str = ""  # the step where a run is paused: this one, or one hidden inside it
 
+
 # QStaticText.prepare() takes the transform first; one shared identity serves every text.
 IDENTITY = QTransform()
 
@@ -171,8 +172,9 @@ class StepItem(QGraphicsItem):
             lines.append(f"{'⛔' if severity == 'error' else '⚠'} {_html(message)}")
         self.setToolTip("<br>".join(lines))
 
-    def _paint_marks(self, painter: QPainter, marks: Marks, border: QRectF, radius: float, cy: float,
-                     low: bool) -> None:
+    def _paint_marks(
+        self, painter: QPainter, marks: Marks, border: QRectF, radius: float, cy: float, low: bool
+    ) -> None:
         """The paused border and badge over ``border``, and the breakpoint dot at (0, ``cy``)."""
         s = self.style
         painter.setBrush(Qt.BrushStyle.NoBrush)
@@ -187,7 +189,8 @@ class StepItem(QGraphicsItem):
                 painter.setPen(s.paused_pen)
                 painter.drawRoundedRect(border, radius, radius)
                 size = s.paused_text.size()
-                badge = QRectF(BP_R + 8, -10, size.width() + 10, size.height() + 2)
+                h = size.height() + 2
+                badge = QRectF(BP_R + 8, -h / 2 - 1, size.width() + 10, h)  # astride the top border
                 painter.setPen(Qt.PenStyle.NoPen)
                 painter.setBrush(s.paused_brush)
                 painter.drawRoundedRect(badge, badge.height() / 2, badge.height() / 2)
@@ -213,9 +216,7 @@ class StepItem(QGraphicsItem):
                 painter.setPen(s.breakpoint_text_pen if enabled else s.breakpoint_mark_pen)
                 painter.setFont(s.badge_font)
                 size = s.condition_text.size()
-                painter.drawStaticText(
-                    QPointF(-size.width() / 2, cy - size.height() / 2), s.condition_text
-                )
+                painter.drawStaticText(QPointF(-size.width() / 2, cy - size.height() / 2), s.condition_text)
         elif marks.inner:
             painter.setPen(s.breakpoint_gap_pen)
             painter.setBrush(s.breakpoint_brush)
@@ -543,7 +544,7 @@ class OverviewItem(QGraphicsItem):
         self.style = style
         self.picture = QPicture()
         self.bounds = bounds.adjusted(-8, -8, 8, 8)
-        # (scene rect, "selected" | "error" | "warning" | "paused" | "breakpoint")
+        # (scene rect, "selected" | "error" | "warning" | "paused" | "breakpoint" | "breakpoint_off")
         self.emphasis: list[tuple[QRectF, str]] = []
         self.setZValue(Z_NODE + 1)
         self.setAcceptedMouseButtons(Qt.MouseButton.NoButton)
@@ -590,8 +591,8 @@ class OverviewItem(QGraphicsItem):
             s = self.style
             painter.setBrush(Qt.BrushStyle.NoBrush)
             for rect, kind in self.emphasis:
-                if kind == "breakpoint":  # a round dot of fixed screen size at the left edge
-                    painter.setPen(s.low_breakpoint_pen)
+                if kind.startswith("breakpoint"):  # a round dot of fixed screen size at the left edge
+                    painter.setPen(s.low_breakpoint_pen if kind == "breakpoint" else s.low_breakpoint_off_pen)
                     painter.drawPoint(QPointF(rect.left(), rect.center().y()))
                     continue
                 painter.setPen(

@@ -15,21 +15,28 @@ Decisions:
   ``step_id`` is "" when the selection is cleared.
 - :meth:`select_step` selects the drawn node (the collapsed composite when the step is
   inside one) and centres it only when it is not already in view.
+- Debugger marks (breakpoint dots, the paused highlight) are kept per pipeline by step id and
+  put back on every rebuild; the pane never talks to the service: it asks for breakpoints with
+  ``breakpointToggleRequested`` and draws what :meth:`set_breakpoints` gives it. A breakpoint on
+  a step hidden in a collapsed composite shows as a small dot on that composite; a pause
+  inside one expands it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QEvent, QObject, QPoint, QPointF, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QIcon, QKeySequence, QTransform
+from PySide6.QtGui import QAction, QIcon, QKeyEvent, QKeySequence, QTransform
 from PySide6.QtWidgets import (
     QComboBox,
     QHBoxLayout,
+    QInputDialog,
     QLabel,
+    QLineEdit,
     QMenu,
     QSizePolicy,
     QToolButton,
@@ -39,7 +46,7 @@ from PySide6.QtWidgets import (
 
 from app.editor.document import EditError, PipelineDocument
 from app.editor.graph.catalog import TypeCatalog, ref_slots, scope_names
-from app.editor.graph.items import Problems
+from app.editor.graph.items import Marks, Problems
 from app.editor.graph.layout import START, GraphLayout, count_steps, layout_pipeline, visible_ancestor
 from app.editor.graph.minimap import Minimap
 from app.editor.graph.scene import PipelineScene
@@ -50,7 +57,9 @@ from engine.service.models import DiagnosticInfo, StepTypeInfo
 
 HINT_MS = 6000
 MAX_MENU_TARGETS = 60  # longer lists of steps to route to are left to dragging
+BREAKPOINT_KEY = Qt.Key.Key_F9
 ViewState = tuple[float, QPointF]  # (zoom, scene centre)
+BreakpointMarks = dict[str, tuple[bool, str]]  # step id -> (enabled, jq condition or "")
 
 
 def _icon(name: str) -> QIcon:
@@ -64,6 +73,8 @@ def _icon(name: str) -> QIcon:
 class GraphPane(QWidget):
     stepSelected = Signal(str, str)  # pipeline, step id; "" = selection cleared
     errorLineActivated = Signal(int)  # the banner's "go to line" link
+    # pipeline, step id ("fan-out/row"), jq condition ("" = none): the user toggled a breakpoint
+    breakpointToggleRequested = Signal(str, str, str)
 
     def __init__(self, document: PipelineDocument | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -80,6 +91,8 @@ class GraphPane(QWidget):
         self._fit_pending = False
         self._auto_fit = False  # keep fitting on resize until the user pans or zooms
         self._current_id = ""
+        self._breakpoints: dict[str, BreakpointMarks] = {}  # by pipeline
+        self._paused: dict[str, str] = {}  # pipeline -> the step id where a run is paused
 
         self.scene = PipelineScene(self)
         self.view = PipelineView(self.scene)
@@ -217,9 +230,142 @@ class GraphPane(QWidget):
     def selected_steps(self) -> list[str]:
         return self.scene.selected_ids()
 
+    # -- the debugger's marks
+
+    def set_breakpoints(self, pipeline: str, breakpoints: Mapping[str, tuple[bool, str | None]]) -> None:
+        """All the breakpoints of ``pipeline``: step id -> (enabled, condition). Drawn as a dot at
+        the node's left edge (hollow when disabled, with a "?" when conditional); kept across
+        rebuilds and pipeline switches. Ids not in the graph are kept but not drawn."""
+        marks = {
+            step: (bool(enabled), (condition or "").strip())
+            for step, (enabled, condition) in breakpoints.items()
+        }
+        if marks:
+            self._breakpoints[pipeline] = marks
+        elif self._breakpoints.pop(pipeline, None) is None:
+            return
+        if pipeline == self._pipeline:
+            self._apply_marks()
+
+    def breakpoints(self, pipeline: str) -> BreakpointMarks:
+        return dict(self._breakpoints.get(pipeline, {}))
+
+    def set_paused(self, pipeline: str, step_id: str | None) -> bool:
+        """Highlight the step of ``pipeline`` where an execution is paused (None clears that
+        pipeline's). When the pause moved, the step is revealed (its pipeline shown, collapsed
+        composites around it expanded) and selected without ``stepSelected``, centred only when
+        off-screen. False when the step is not in the shown graph (the mark is kept for when
+        it is)."""
+        before = self._paused.get(pipeline)
+        if not step_id:
+            if self._paused.pop(pipeline, None) is not None and pipeline == self._pipeline:
+                self._apply_marks()
+            return False
+        self._paused[pipeline] = step_id
+        if step_id == before:
+            return self._is_drawn(pipeline, step_id)
+        return self.reveal_paused(pipeline)
+
+    def paused_step(self, pipeline: str) -> str | None:
+        return self._paused.get(pipeline)
+
+    def reveal_paused(self, pipeline: str | None = None) -> bool:
+        """Show, select and (when off-screen) centre the paused step of ``pipeline`` (default:
+        the shown pipeline) again."""
+        pipeline = pipeline or self._pipeline
+        step_id = self._paused.get(pipeline) if pipeline else None
+        if pipeline is None or step_id is None:
+            return False
+        if self._shown is None or pipeline not in self._shown.pipelines:
+            return False
+        if pipeline != self._pipeline:
+            self.set_pipeline(pipeline)  # the rebuild draws the marks
+        p = self.scene.pipeline
+        node = p.nodes.get(step_id) if p is not None else None
+        if p is None or node is None:
+            self._apply_marks()
+            return False
+        around: set[str] = set()
+        parent = node.parent
+        while parent is not None and parent in p.nodes:
+            around.add(parent)
+            parent = p.nodes[parent].parent
+        collapsed = self._collapsed.get(pipeline, set())
+        if collapsed & around:
+            collapsed -= around
+            self.rebuild(force=True)
+        else:
+            self._apply_marks()
+        return self.select_step(pipeline, step_id)
+
+    def request_breakpoint(self, step_id: str, condition: str = "") -> None:
+        """Ask for a breakpoint on ``step_id`` of the shown pipeline to be toggled (with a jq
+        condition when given): emits ``breakpointToggleRequested``."""
+        if self._pipeline is None or not step_id:
+            return
+        self.breakpointToggleRequested.emit(self._pipeline, step_id, condition.strip())
+
+    def ask_breakpoint_condition(self, step_id: str) -> None:
+        """Ask for a jq condition (the current one filled in) and request that breakpoint."""
+        if self._pipeline is None or not step_id:
+            return
+        current = self._breakpoints.get(self._pipeline, {}).get(step_id, (True, ""))[1]
+        p = self.scene.pipeline
+        name = p.nodes[step_id].name if p is not None and step_id in p.nodes else step_id
+        text, ok = QInputDialog.getText(
+            self,
+            "Breakpoint condition",
+            f"Pause at {name} when this jq condition is true (e.g. .qty > 10):",
+            QLineEdit.EchoMode.Normal,
+            current,
+        )
+        if ok and text.strip():
+            self.request_breakpoint(step_id, text)
+
+    def _toggle_current_breakpoint(self) -> None:
+        ids = self.scene.selected_ids()
+        current = self._current_id if self._current_id in ids else (ids[0] if ids else "")
+        if not current:
+            self.show_hint("Select a step to toggle its breakpoint (F9).")
+            return
+        self.request_breakpoint(current)
+
+    def _is_drawn(self, pipeline: str, step_id: str) -> bool:
+        """Whether ``step_id`` is marked in the graph: on its node or its collapsed composite."""
+        p = self.scene.pipeline
+        return pipeline == self._pipeline and p is not None and step_id in p.nodes
+
+    def _apply_marks(self, refresh_minimap: bool = True) -> None:
+        p, lay = self.scene.pipeline, self.scene.layout
+        if p is None or lay is None:
+            return
+        if self.scene.set_marks(self._marks_for(p, lay)) and refresh_minimap:
+            self.minimap.refresh()
+
+    def _marks_for(self, p: PipelineOutline, layout: GraphLayout) -> dict[str, Marks]:
+        """The marks of the drawn steps: a hidden step's go on its collapsed composite."""
+        breakpoints = self._breakpoints.get(p.name, {})
+        paused = self._paused.get(p.name, "")
+        if not breakpoints and not paused:
+            return {}
+        own: dict[str, tuple[bool, str]] = {}
+        inner: dict[str, int] = {}
+        for step_id, breakpoint in breakpoints.items():
+            shown = visible_ancestor(step_id, p, layout.boxes) if step_id in p.nodes else None
+            if shown == step_id:
+                own[step_id] = breakpoint
+            elif shown is not None:
+                inner[shown] = inner.get(shown, 0) + 1
+        paused_on = visible_ancestor(paused, p, layout.boxes) if paused in p.nodes else None
+        out: dict[str, Marks] = {}
+        for step_id in {*own, *inner, *([paused_on] if paused_on else [])}:
+            at = paused if step_id == paused_on else ""
+            out[step_id] = Marks(own.get(step_id), inner.get(step_id, 0), at)
+        return out
+
     def action(self, name: str) -> QAction:
         """The pane's actions: zoom_in, zoom_out, zoom_fit, zoom_selection, auto_layout, minimap,
-        delete, duplicate (shortcuts work while the graph has focus)."""
+        delete, duplicate, breakpoint (F9; shortcuts work while the graph has focus)."""
         return self._actions[name]
 
     def zoom_to_fit(self) -> None:
@@ -417,6 +563,8 @@ class GraphPane(QWidget):
             )
         if node is not None:
             menu.addSeparator()
+            self._breakpoint_menu(menu, node.id)
+            menu.addSeparator()
             for name in ("duplicate", "delete"):
                 menu.addAction(self._actions[name])
             if node.id in (self.scene.layout.groups if self.scene.layout else {}):
@@ -475,6 +623,7 @@ class GraphPane(QWidget):
         try:
             self.view.forget_items()
             self.scene.build(p, layout, self._catalog, self._problems_for(p, layout))
+            self._apply_marks(refresh_minimap=False)  # refreshed below
             for step_id in selected:
                 item = self.scene.steps.get(step_id)
                 if item is not None:
@@ -558,6 +707,11 @@ class GraphPane(QWidget):
         self.minimap.update()
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if watched is self.view and _is_breakpoint_key(event):
+            event.accept()  # an accepted ShortcutOverride: the key comes here, not to a window shortcut
+            if event.type() == QEvent.Type.KeyPress and not event.isAutoRepeat():  # type: ignore[attr-defined]
+                self._toggle_current_breakpoint()
+            return True
         if event.type() in (QEvent.Type.Resize, QEvent.Type.Show):
             if watched is self.view.viewport():
                 if self._auto_fit and not self._fit_pending:
@@ -719,6 +873,21 @@ class GraphPane(QWidget):
     def _context_menu(self, step_id: str, global_pos: QPoint) -> None:
         self.context_menu(step_id).popup(global_pos)
 
+    def _breakpoint_menu(self, menu: QMenu, step_id: str) -> None:
+        current = self._breakpoints.get(self._pipeline or "", {}).get(step_id)
+        toggle = menu.addAction(_icon("breakpoint"), "Toggle breakpoint")
+        toggle.setObjectName("graphMenu_toggleBreakpoint")
+        toggle.setShortcut(self._actions["breakpoint"].shortcut())  # shown in the menu
+        toggle.setShortcutContext(Qt.ShortcutContext.WidgetShortcut)
+        toggle.setCheckable(True)
+        toggle.setChecked(current is not None)
+        toggle.triggered.connect(partial(self.request_breakpoint, step_id, ""))
+        has_condition = current is not None and bool(current[1])
+        title = "Edit breakpoint condition…" if has_condition else "Breakpoint with condition…"
+        ask = menu.addAction(title)
+        ask.setObjectName("graphMenu_conditionalBreakpoint")
+        ask.triggered.connect(partial(self.ask_breakpoint_condition, step_id))
+
     def _wiring_menu(self, menu: QMenu, p: PipelineOutline, node: StepNode, enabled: bool) -> None:
         """ "Route <ref> to ▸ step" for each step reference of the type (when the choice is short)."""
         slots = ref_slots(node, self._catalog.step_refs(node.type))
@@ -790,6 +959,15 @@ class GraphPane(QWidget):
             act.triggered.connect(slot)
             self.view.addAction(act)
             self._actions[name] = act
+        # F9 reaches the pane as a key press (see eventFilter), not as this action's shortcut: a
+        # window-wide F9 (the main window's "Toggle Breakpoint") would make an action ambiguous.
+        breakpoint = QAction(_icon("breakpoint"), "Toggle breakpoint", self)
+        breakpoint.setObjectName("graphAction_breakpoint")
+        breakpoint.setShortcut(QKeySequence(BREAKPOINT_KEY))
+        breakpoint.setShortcutContext(Qt.ShortcutContext.WidgetShortcut)
+        breakpoint.setToolTip("Toggle the breakpoint of the current step (F9)")
+        breakpoint.triggered.connect(self._toggle_current_breakpoint)
+        self._actions["breakpoint"] = breakpoint
         minimap = QAction("Minimap", self)
         minimap.setObjectName("graphAction_minimap")
         minimap.setCheckable(True)
@@ -807,6 +985,14 @@ class GraphPane(QWidget):
         if self._actions[name].icon().isNull():
             button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
         return button
+
+
+def _is_breakpoint_key(event: QEvent) -> bool:
+    return (
+        isinstance(event, QKeyEvent)
+        and event.key() == BREAKPOINT_KEY
+        and event.modifiers() == Qt.KeyboardModifier.NoModifier
+    )
 
 
 def _ancestor_in(node: StepNode, p: PipelineOutline, ids: set[str]) -> bool:

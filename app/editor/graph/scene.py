@@ -193,29 +193,32 @@ class PipelineScene(QGraphicsScene):
             rect = item.rect.translated(item.pos())
             if marks.paused_at:
                 emphasis.append((rect, "paused"))
-            if marks.breakpoint is not None or marks.inner:
+            if marks.inner or (marks.breakpoint is not None and marks.breakpoint[0]):
                 emphasis.append((rect, "breakpoint"))
+            elif marks.breakpoint is not None:
+                emphasis.append((rect, "breakpoint_off"))
         self.overview.emphasis = emphasis
         self.overview.update()
 
     # -- debugger marks
 
-    def set_marks(self, marks: Mapping[str, Marks]) -> None:
-        """Mark the drawn steps in ``marks`` (by step id) and unmark the ones marked before.
-        Only marked items are visited, so an empty mapping costs nothing."""
+    def set_marks(self, marks: Mapping[str, Marks]) -> bool:
+        """Mark the drawn steps in ``marks`` (by step id) and unmark the ones marked before;
+        False when there was nothing to do. Only marked items are visited."""
         if not marks and not self.marked:
-            return
+            return False
         for step_id, item in self.marked.items():
             if step_id not in marks:
                 item.set_marks(None)
         marked: dict[str, StepItem] = {}
         for step_id, mark in marks.items():
-            item = self.steps.get(step_id)
-            if item is not None:
-                item.set_marks(mark)
-                marked[step_id] = item
+            found = self.steps.get(step_id)
+            if found is not None:
+                found.set_marks(mark)
+                marked[step_id] = found
         self.marked = marked
         self._update_emphasis()
+        return True
 
     def relabel(self, pipeline: PipelineOutline, catalog: TypeCatalog) -> None:
         """The same layout for a newer outline: take it and update names, types and the trigger."""

@@ -151,6 +151,9 @@ class GraphStyle:
         self.breakpoint_text_pen = QPen(QColor("#ffffff"))
         self.breakpoint_mark_pen = QPen(bp)
         self.low_breakpoint_pen = _cosmetic(bp, 7.0)  # a dot of fixed screen size, far zoomed out
+        self.low_breakpoint_pen.setCapStyle(Qt.PenCapStyle.RoundCap)
+        self.low_breakpoint_off_pen = QPen(self.low_breakpoint_pen)
+        self.low_breakpoint_off_pen.setColor(_alpha(bp, 90))
         self.paused_color = paused
         self.paused_pen = _pen(paused, 4.0)
         self.low_paused_pen = _cosmetic(paused, 3.0)
