@@ -68,7 +68,11 @@ class Backend(QObject):
             await close()
 
     async def validate(self, path: Path, text: str) -> list[DiagnosticInfo]:
-        diagnostics = await self.service.validate(text, str(path))
+        if self.embedded:
+            diagnostics = await self.service.validate(text, str(path))
+        else:  # a server takes a bare file name; our diagnostics name the local file again
+            diagnostics = [d.model_copy(update={"file": str(path)}) if d.file == path.name else d
+                           for d in await self.service.validate(text, path.name)]
         self.diagnosticsChanged.emit(str(path), diagnostics)
         return diagnostics
 

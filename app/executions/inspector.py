@@ -242,8 +242,9 @@ class Inspector(QWidget):
             return
         self._show_execution(summary)
         if summary.status in ("running", "paused"):
-            # Show the output once it ends: wait for the terminal event after what is stored.
-            async for event in service.subscribe(execution_id, summary.event_count):
+            # Show the output once it ends: wait for the terminal event after what is stored
+            # (from one event back: the summary may count the end while still saying running).
+            async for event in service.subscribe(execution_id, max(0, summary.event_count - 1)):
                 if event.type in TERMINAL:
                     break
             if self._current(generation):
