@@ -27,7 +27,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="wfstudio studio",
                                      description="Open the Workflow Studio desktop app.")
     parser.add_argument("path", nargs="?", help="a folder of pipeline files, or one file "
-                        "(default: the last workspace, else the example workspace)")
+                        "(default: the example workspace)")
     parser.add_argument("--store", help="event store URL for the embedded engine "
                         "(default: the user data dir)")
     parser.add_argument("--theme", choices=["light", "dark"],
@@ -40,12 +40,16 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     import qasync
+    from pyqtgraph.util.garbage_collector import GarbageCollector
     from PySide6.QtWidgets import QApplication
 
     from app import theme
     from app.settings import Settings
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
+    # Collect garbage on the GUI thread only, on a timer: a collection that runs in a worker
+    # thread (store writes, timeline building) and finalizes a Qt object there crashes Qt.
+    collector = GarbageCollector(interval=1.0)
     app.setApplicationName("Workflow Studio")
     app.setOrganizationName("wfstudio")
     settings = Settings(args.settings) if args.settings else Settings()
@@ -55,9 +59,9 @@ def main(argv: list[str] | None = None) -> int:
     if target is not None and not target.exists():
         print(f"wfstudio: {target} does not exist; pass a folder of pipeline files", file=sys.stderr)
         return 2
-    last = settings.last_workspace()
-    folder = (target if target is None or target.is_dir() else target.parent) \
-        or (Path(last) if last and Path(last).is_dir() else EXAMPLE_WORKSPACE)
+    # no path: the example workspace (File > Open Recent has the others)
+    folder = EXAMPLE_WORKSPACE if target is None else target if target.is_dir() else target.parent
+    settings.set_last_workspace(folder.resolve())  # listed under File > Open Recent
     if folder == EXAMPLE_WORKSPACE or folder.resolve() == EXAMPLE_WORKSPACE.resolve():
         _example_environment()
 
@@ -111,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         loop.create_task(probe())
     loop.run_forever()  # until the last window closes and Qt quits
     loop.run_until_complete(connections.close())
+    collector.timer.stop()
     loop.close()  # joins the loop's worker threads before Qt objects are torn down
     return 0
 

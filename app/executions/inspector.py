@@ -12,6 +12,7 @@ Nothing is rendered whole: :class:`JsonTreeModel` creates rows only as they are 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import partial
@@ -213,9 +214,10 @@ class Inspector(QWidget):
         else:
             self._spawn(partial(self._load_execution, self.service, self._generation, execution_id))
 
-    def _spawn(self, job: Callable[[], Awaitable[None]]) -> None:
+    def _spawn(self, job: Callable[[], Awaitable[None]], *, background: bool = False) -> None:
         # A factory, not a coroutine: a task cancelled before it starts never creates it.
-        task = spawn(self._guarded(job, self._generation), what="Reading the execution")
+        task = spawn(self._guarded(job, self._generation), what="Reading the execution",
+                     background=background)
         self._tasks.append(task)
         task.add_done_callback(lambda t: self._tasks.remove(t) if t in self._tasks else None)
 
@@ -241,14 +243,23 @@ class Inspector(QWidget):
         if not self._current(generation):
             return
         self._show_execution(summary)
-        if summary.status in ("running", "paused"):
-            # Show the output once it ends: wait for the terminal event after what is stored
-            # (from one event back: the summary may count the end while still saying running).
-            async for event in service.subscribe(execution_id, max(0, summary.event_count - 1)):
-                if event.type in TERMINAL:
-                    break
-            if self._current(generation):
-                self._show_execution(await service.get_execution(execution_id))
+        if summary.status in ("running", "paused"):  # show the output once it ends
+            self._spawn(partial(self._await_end, service, generation, execution_id), background=True)
+
+    async def _await_end(self, service: StudioService, generation: int, execution_id: str) -> None:
+        """Wait for the run's end (a paused run may wait long), then show its outcome. The
+        stream is re-opened every few seconds from the stored count, so an end recorded
+        between reading the summary and subscribing cannot be missed."""
+        while self._current(generation):
+            summary = await service.get_execution(execution_id)
+            if summary.status not in ("running", "paused"):
+                self._show_execution(summary)
+                return
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(5.0):
+                    async for event in service.subscribe(execution_id, max(0, summary.event_count - 1)):
+                        if event.type in TERMINAL:
+                            break
 
     def _show_execution(self, summary: ExecutionSummary) -> None:
         self.pipeline = summary.pipeline

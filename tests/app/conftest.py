@@ -7,6 +7,7 @@ the example workspace (copied, so tests may edit and save files) loaded into it.
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import shutil
 from collections.abc import Iterator
@@ -35,6 +36,19 @@ class _TestLoop(qasync.QEventLoop):
         if not future.done():
             raise RuntimeError("Event loop stopped before Future completed.")
         return future.result()
+
+
+@pytest.fixture(autouse=True)
+def _collect_on_the_gui_thread() -> Iterator[None]:
+    """Python's collector may run in any thread (a server thread, a to_thread worker); a Qt
+    object it finalizes there crashes Qt. During app tests it runs here, as the app does it
+    (pyqtgraph's GarbageCollector in app/main.py)."""
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.collect()
+        gc.enable()
 
 
 @pytest.fixture

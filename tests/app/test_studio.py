@@ -36,7 +36,12 @@ def until(loop: asyncio.AbstractEventLoop, condition: Callable[[], object], time
 
 
 def settle(loop: asyncio.AbstractEventLoop) -> None:
-    until(loop, lambda: asyncqt.pending() == 0)
+    """Wait until no foreground task of the studio is pending (live streams don't count)."""
+    try:
+        until(loop, lambda: asyncqt.pending() == 0)
+    except AssertionError:
+        names = sorted(t.get_coro().__qualname__ for t in asyncqt._tasks)  # what is stuck
+        raise AssertionError(f"studio tasks still pending: {names}") from None
 
 
 @pytest.fixture
