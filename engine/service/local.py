@@ -412,18 +412,26 @@ class LocalService:
 
     async def timeline(self, execution_id: str) -> Timeline:
         await self.store.recorder.flush()  # read your own writes
-        record = self._record(execution_id)
-        runs = self.store.timeline(execution_id)
-        return Timeline(execution=_summary(record),
-                        steps=[StepRun.model_validate(r, from_attributes=True) for r in runs])
+
+        def read() -> Timeline:  # off the loop: a long execution is tens of thousands of rows
+            record = self._record(execution_id)
+            runs = self.store.timeline(execution_id)
+            return Timeline(execution=_summary(record),
+                            steps=[StepRun.model_validate(r, from_attributes=True) for r in runs])
+
+        return await asyncio.to_thread(read)
 
     async def events(self, execution_id: str, after_seq: int = 0, types: list[str] | None = None,
                      limit: int = 1000) -> list[Event]:
         await self.store.recorder.flush()  # read your own writes
-        self._record(execution_id)
-        return [Event.model_validate(e, from_attributes=True)
-                for e in self.store.events(execution_id, after_seq=after_seq, types=types,
-                                           limit=max(1, min(limit, 10_000)))]
+
+        def read() -> list[Event]:  # off the loop, as timeline()
+            self._record(execution_id)
+            return [Event.model_validate(e, from_attributes=True)
+                    for e in self.store.events(execution_id, after_seq=after_seq, types=types,
+                                               limit=max(1, min(limit, 10_000)))]
+
+        return await asyncio.to_thread(read)
 
     async def subscribe(self, execution_id: str | None = None,
                         after_seq: int = 0) -> AsyncIterator[Event]:
