@@ -9,14 +9,18 @@ from disk, a remote server receives it through ``put_definition``.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, Signal
 
 from engine.service.errors import ServiceError
-from engine.service.local import LocalService
 from engine.service.models import DiagnosticInfo, StepTypeInfo, VersionInfo
 from engine.service.protocol import StudioService
+
+if TYPE_CHECKING:
+    from engine.service.local import LocalService
 
 PIPELINE_SUFFIXES = (".yaml", ".yml")
 
@@ -48,10 +52,19 @@ class Backend(QObject):
 
     @property
     def embedded(self) -> bool:
-        return isinstance(self.service, LocalService)
+        # The embedded engine (SQLAlchemy, Alembic, ...) is imported when it is opened, not
+        # when the window starts: a service can only be a LocalService once that happened.
+        local = sys.modules.get("engine.service.local")
+        return local is not None and isinstance(self.service, local.LocalService)
+
+    def _local(self) -> LocalService:
+        assert self.embedded
+        return self.service  # type: ignore[return-value]
 
     @classmethod
     async def embedded_backend(cls, store: str | None = None) -> Backend:
+        from engine.service.local import LocalService
+
         backend = cls(await LocalService.open(store=store), "Embedded")
         await backend.refresh_info()
         return backend
@@ -90,8 +103,8 @@ class Backend(QObject):
         if not self.embedded and not deploy:
             return diagnostics
         try:
-            if isinstance(self.service, LocalService):
-                await self.service.load_file(path)
+            if self.embedded:
+                await self._local().load_file(path)
             else:
                 await self.service.put_definition(text, path.name)
         except ServiceError as exc:
@@ -103,8 +116,8 @@ class Backend(QObject):
 
     async def forget_file(self, path: Path) -> None:
         """A file was deleted: the embedded engine stops serving its pipelines."""
-        if isinstance(self.service, LocalService):
-            await self.service.unload_file(path)
+        if self.embedded:
+            await self._local().unload_file(path)
             self.pipelinesChanged.emit()
         self.diagnosticsChanged.emit(str(path), [])
 
