@@ -285,6 +285,7 @@ def main() -> None:
             await service.close()
 
     rows = [(f"store: {args.executions:,} executions", "", note), *loop.run_until_complete(run())]
+    loop.close()  # joins the loop's worker threads
     width = max(len(r[0]) for r in rows)
     print(f"{'executions panel':<{width}}  result")
     for name, value, extra in rows:

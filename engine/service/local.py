@@ -398,13 +398,17 @@ class LocalService:
 
     async def list_executions(self, filter: ExecutionFilter | None = None) -> ExecutionPage:
         f = filter or ExecutionFilter()
-        try:
-            rows, cursor = self.store.list_executions(
-                pipeline=f.pipeline, status=f.status, since=f.since, until=f.until, text=f.text,
-                limit=f.limit, cursor=f.cursor, tenant=current_tenant.get())
-        except ValueError as exc:
-            raise InvalidInput(str(exc)) from None
-        return ExecutionPage(items=[_summary(r) for r in rows], next_cursor=cursor)
+
+        def read() -> ExecutionPage:  # off the loop: a page may be thousands of rows
+            try:
+                rows, cursor = self.store.list_executions(
+                    pipeline=f.pipeline, status=f.status, since=f.since, until=f.until, text=f.text,
+                    limit=f.limit, cursor=f.cursor, tenant=current_tenant.get())
+            except ValueError as exc:
+                raise InvalidInput(str(exc)) from None
+            return ExecutionPage(items=[_summary(r) for r in rows], next_cursor=cursor)
+
+        return await asyncio.to_thread(read)
 
     async def get_execution(self, execution_id: str) -> ExecutionSummary:
         await self.store.recorder.flush()  # read your own writes
