@@ -81,6 +81,19 @@ class JsonEdit(QWidget):
             self._loading = False
         self._check()
 
+    def clear(self) -> None:
+        """Empty, with nothing to check (no value is being edited)."""
+        self._loading = True
+        try:
+            self.text_edit.clear()
+        finally:
+            self._loading = False
+        self._timer.stop()
+        self._dirty = False
+        self._error = ""
+        self._mark_line(0)
+        self.show_error("")
+
     def text(self) -> str:
         return self.text_edit.toPlainText()
 

@@ -296,7 +296,7 @@ class MocksPanel(QWidget):
         try:
             if mock is None:
                 self.title.setText("Select a mock to edit it")
-                self.value.set_text("")
+                self.value.clear()
                 self.mode.setCurrentIndex(0)
                 self.delay.setValue(0)
             else:
