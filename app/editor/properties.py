@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
     QGridLayout,
     QGroupBox,
     QLabel,
+    QLayout,
     QLineEdit,
     QListWidget,
     QListWidgetItem,
@@ -165,11 +166,15 @@ class PropertyPanel(QWidget):
         scroll.setObjectName("propertyScroll")
         scroll.setWidgetResizable(True)
         scroll.setFrameShape(QFrame.Shape.NoFrame)
+        # The form follows the dock's width (descriptions wrap) instead of scrolling sideways.
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         outer.addWidget(scroll)
         body = QWidget()
+        body.setMinimumWidth(200)  # overrides the fields' summed minimum: the dock decides the width
         scroll.setWidget(body)
         self._scroll = scroll
         column = QVBoxLayout(body)
+        column.setSizeConstraint(QLayout.SizeConstraint.SetNoConstraint)
         column.setContentsMargins(8, 8, 8, 8)
 
         self._placeholder = QLabel()

@@ -126,7 +126,7 @@ class MainWindow(QMainWindow):
         self.tabifyDockWidget(self.docks["Properties"], self.docks["Debugger"])
         self.docks["Problems"].raise_()
         self.docks["Properties"].raise_()
-        self.resizeDocks([self.docks["Workspace"], self.docks["Properties"]], [260, 340],
+        self.resizeDocks([self.docks["Workspace"], self.docks["Properties"]], [240, 400],
                          Qt.Orientation.Horizontal)
         self.resizeDocks([self.docks["Problems"]], [240], Qt.Orientation.Vertical)
 
