@@ -480,7 +480,8 @@ class LocalService:
         await self.store.recorder.flush()
         self._record(a)
         self._record(b)
-        return diff_executions(self.store, a, b)
+        # off the loop: two long executions are reads plus an alignment of every step run
+        return await asyncio.to_thread(diff_executions, self.store, a, b)
 
     # ------------------------------------------------------------------ debugger
 
