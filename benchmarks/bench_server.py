@@ -122,12 +122,14 @@ async def generate_load(url: str, method: str, key: str | None, concurrency: int
     auth = f"X-API-Key: {key}\r\n" if key else ""
     latencies: list[float] = []
     errors: dict[str, int] = {}
+    answered = 0  # warm-up included: for the server's CPU time per request
     start = time.perf_counter()
     cpu_start = time.process_time()
     measure_from = start + warmup
     stop_at = measure_from + seconds
 
     async def worker(n: int) -> None:
+        nonlocal answered
         conn = RawConnection(host, port)
         i = 0
         try:
@@ -143,6 +145,7 @@ async def generate_load(url: str, method: str, key: str | None, concurrency: int
                         "\r\n").encode()
                 try:
                     status = await conn.request(head, body)
+                    answered += 1
                     outcome = "" if status == 200 else f"HTTP {status}"
                 except (OSError, ValueError, IndexError, asyncio.IncompleteReadError) as exc:
                     conn.close()
@@ -160,7 +163,7 @@ async def generate_load(url: str, method: str, key: str | None, concurrency: int
     elapsed = time.perf_counter() - measure_from
     cpu = (time.process_time() - cpu_start) / (elapsed + warmup)
     latencies.sort()
-    return {"ok": len(latencies), "errors": errors, "seconds": elapsed,
+    return {"ok": len(latencies), "answered": answered, "errors": errors, "seconds": elapsed,
             "rate": len(latencies) / elapsed, "cpu": cpu,
             "p50": percentile(latencies, 0.50) * 1000, "p95": percentile(latencies, 0.95) * 1000,
             "p99": percentile(latencies, 0.99) * 1000}
@@ -173,10 +176,31 @@ def load_main(args: argparse.Namespace) -> int:
     return 0
 
 
+def _stat(pid: int | str) -> list[str]:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:  # gone, or not Linux
+        return []
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process and its direct children (``serve --workers``)."""
+    fields = _stat(pid)
+    if not fields:
+        return float("nan")
+    ticks = sum(int(f) for f in fields[11:15])
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and (child := _stat(entry)) and child[1] == str(pid):
+            ticks += sum(int(f) for f in child[11:13])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def run_load(url: str, method: str, key: str | None, concurrency: int,
-             seconds: float) -> dict[str, Any]:
-    """Run the load generator as a separate process and return its figures."""
+             seconds: float, server_pid: int) -> dict[str, Any]:
+    """Run the load generator as a separate process and return its figures, with the
+    server's CPU use over the whole load (1 = one core busy)."""
     env = {**os.environ, "BENCH_KEY": key or ""}
+    cpu_before, wall_before = cpu_seconds(server_pid), time.perf_counter()
     done = subprocess.run(
         [sys.executable, __file__, "--load", "--url", url, "--method", method,
          "--connections", str(concurrency), "--seconds", str(seconds), "--warmup", "1"],
@@ -184,6 +208,10 @@ def run_load(url: str, method: str, key: str | None, concurrency: int,
     if done.returncode != 0:
         raise RuntimeError(f"load generator failed:\n{done.stderr}")
     result: dict[str, Any] = json.loads(done.stdout)
+    # Both span the generator's start-up too: a slight under-estimate of the loaded figure.
+    cpu = cpu_seconds(server_pid) - cpu_before
+    result["server_cpu"] = cpu / (time.perf_counter() - wall_before)
+    result["cpu_per_request"] = cpu / max(1, result["answered"]) * 1e6  # µs
     return result
 
 
@@ -212,16 +240,18 @@ def create_key(store: str) -> str:
 
 
 @contextlib.contextmanager
-def serving(pipeline_file: Path, store: str) -> Iterator[str]:
-    """``wfstudio serve`` on a free port; yields its base URL, stops it afterwards."""
+def serving(pipeline_file: Path, store: str, serve_args: list[str],
+            root: Path) -> Iterator[tuple[str, int]]:
+    """``wfstudio serve`` (of the checkout at ``root``) on a free port; yields its base URL
+    and pid, stops it afterwards."""
     import httpx
 
     port = free_port()
     with tempfile.TemporaryFile() as log:
         server = subprocess.Popen(
             wfstudio("serve", str(pipeline_file), "--addr", f"127.0.0.1:{port}",
-                     "--store", store, "--log-level", "warning"),
-            cwd=ROOT, stdout=log, stderr=log)
+                     "--store", store, "--log-level", "warning", *serve_args),
+            cwd=root, stdout=log, stderr=log)
         base = f"http://127.0.0.1:{port}"
         try:
             deadline = time.monotonic() + 30
@@ -237,7 +267,7 @@ def serving(pipeline_file: Path, store: str) -> Iterator[str]:
                 if time.monotonic() > deadline:
                     raise RuntimeError("wfstudio serve did not answer within 30 s")
                 time.sleep(0.1)
-            yield base
+            yield base, server.pid
         finally:
             server.terminate()
             try:
@@ -276,9 +306,9 @@ def errors_note(result: dict[str, Any]) -> str:
 
 
 def bench_store(label: str, store: str, pipeline_file: Path, levels: list[int],
-                seconds: float) -> None:
+                seconds: float, serve_args: list[str], root: Path) -> None:
     key = create_key(store)
-    with serving(pipeline_file, store) as base:
+    with serving(pipeline_file, store, serve_args, root) as (base, pid):
         # One run first: the trigger must work before we time it.
         import httpx
         check = httpx.post(f"{base}/orders", json={"id": "check", "qty": 1},
@@ -286,11 +316,13 @@ def bench_store(label: str, store: str, pipeline_file: Path, levels: list[int],
         if check.status_code != 200 or check.json().get("id") != "check":
             raise RuntimeError(f"POST /orders answered {check.status_code}: {check.text}")
         for concurrency in levels:
-            runs = run_load(f"{base}/orders", "POST", key, concurrency, seconds)
-            health = run_load(f"{base}/api/v1/health", "GET", None, concurrency, seconds)
+            runs = run_load(f"{base}/orders", "POST", key, concurrency, seconds, pid)
+            health = run_load(f"{base}/api/v1/health", "GET", None, concurrency, seconds, pid)
             ratio = runs["rate"] / health["rate"] if health["rate"] else float("nan")
             print(f"  {label:<10} c={concurrency:<3} POST /orders (5-step run) {figure(runs)}"
                   f"   baseline GET /health {figure(health)}   {ratio:4.0%}"
+                  f"   server CPU {runs['server_cpu']:.0%} / {health['server_cpu']:.0%}"
+                  f" ({runs['cpu_per_request']:.0f} / {health['cpu_per_request']:.0f} µs per request)"
                   f"   generator CPU {runs['cpu']:.0%}{errors_note(runs)}{errors_note(health)}")
 
 
@@ -300,6 +332,10 @@ def main() -> int:
     parser.add_argument("--concurrency", default="8,32", help="connection counts, e.g. 8,32")
     parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432",
                         help="PostgreSQL server for a throwaway database, or 'none'")
+    parser.add_argument("--serve-args", default="",
+                        help="extra arguments for wfstudio serve, e.g. '--workers 2'")
+    parser.add_argument("--server-root", type=Path, default=ROOT,
+                        help="serve with the checkout in this directory (before/after figures)")
     # The load generator's own mode (this file run as the second process).
     parser.add_argument("--load", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
@@ -318,10 +354,13 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         pipeline_file = Path(tmp) / "orders.yaml"
         pipeline_file.write_text(PIPELINE)
-        bench_store("sqlite", f"sqlite:///{tmp}/bench.db", pipeline_file, levels, args.seconds)
+        serve_args = args.serve_args.split()
+        bench_store("sqlite", f"sqlite:///{tmp}/bench.db", pipeline_file, levels, args.seconds,
+                    serve_args, args.server_root)
         if args.pg.lower() != "none":
             with throwaway_pg_database(args.pg) as url:
-                bench_store("postgresql", url, pipeline_file, levels, args.seconds)
+                bench_store("postgresql", url, pipeline_file, levels, args.seconds, serve_args,
+                            args.server_root)
     return 0
 
 

@@ -12,7 +12,7 @@ from typing import Any
 import pydantic
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -106,6 +106,18 @@ async def _engine_error(_request: Request, exc: Exception) -> JSONResponse:
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.error("unexpected error in %s %s", request.method, request.url.path, exc_info=exc)
     return error_response(500, "internal", "internal server error")
+
+
+async def handle_error(request: Request, exc: Exception) -> Response:
+    """``exc`` answered by the handler the app registered for its nearest class (as
+    Starlette's exception middleware picks it)."""
+    handlers = request.app.exception_handlers
+    for cls in type(exc).__mro__:
+        handler = handlers.get(cls)
+        if handler is not None:
+            response: Response = await handler(request, exc)
+            return response
+    return await _unexpected(request, exc)
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -34,9 +34,10 @@ from urllib.parse import unquote
 import orjson
 from fastapi import Request, Response
 from fastapi.responses import JSONResponse
+from starlette.types import Receive, Scope, Send
 
 from engine.server.auth import AUTH_HEADERS, authenticate, presented_secret
-from engine.server.errors import error_response
+from engine.server.errors import error_response, handle_error
 from engine.server.keys import KeyStore
 from engine.server.triggers import TriggerRoute, TriggerTable, failing_step
 from engine.service.errors import NotFound
@@ -72,6 +73,12 @@ def _is_json(content_type: str) -> bool:
     return media == "application/json" or media.endswith("+json")
 
 
+def _url_path(request: Request) -> str:
+    """``request.url.path`` without building the URL (the common case: nothing to escape)."""
+    path: str = request.scope["path"]
+    return request.url.path if "?" in path or "#" in path or "\\" in path else path
+
+
 def trigger_payload(request: Request, params: dict[str, str], raw: bytes) -> dict[str, Any]:
     """The run's ``.trigger``; raises ValueError if a JSON body does not parse."""
     headers: dict[str, str] = {}
@@ -80,7 +87,8 @@ def trigger_payload(request: Request, params: dict[str, str], raw: bytes) -> dic
             continue
         headers[name] = f"{headers[name]}, {value}" if name in headers else value
     query: dict[str, Any] = {}
-    for name, value in request.query_params.multi_items():
+    for name, value in (request.query_params.multi_items() if request.scope.get("query_string")
+                        else ()):
         if name not in query:
             query[name] = value
         elif isinstance(query[name], list):
@@ -100,7 +108,7 @@ def trigger_payload(request: Request, params: dict[str, str], raw: bytes) -> dic
                 body = text
         else:
             body = text
-    return {"method": request.method, "path": request.url.path,
+    return {"method": request.method, "path": _url_path(request),
             "path_params": {k: unquote(v) for k, v in params.items()}, "query": query,
             "headers": headers, "body": body, "raw_body": text}
 
@@ -188,7 +196,7 @@ async def handle_trigger(request: Request) -> Response:
     # The key first: without one nobody learns which paths exist.
     authenticate(keys, presented_secret(request.headers.get("x-api-key"),
                                         request.headers.get("authorization")), "run")
-    if request.url.path.startswith("/api/"):
+    if request.scope["path"].startswith("/api/"):
         raise NotFound(f"no API endpoint {request.method} {request.url.path}")
     table: TriggerTable = state.triggers
     raw_path = request.scope.get("raw_path") or request.url.path.encode()
@@ -215,3 +223,14 @@ async def handle_trigger(request: Request) -> Response:
         await service.store.recorder.flush()  # acknowledged means recorded
         return accepted(started.execution_id)
     return reply(await service.run(name, payload), route)
+
+
+async def serve_trigger(scope: Scope, receive: Receive, send: Send) -> None:
+    """``handle_trigger`` as a bare ASGI app (see ServerApp): errors answered by the app's
+    exception handlers, as through the router."""
+    request = Request(scope, receive)
+    try:
+        response = await handle_trigger(request)
+    except Exception as exc:
+        response = await handle_error(request, exc)
+    await response(scope, receive, send)

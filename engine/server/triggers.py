@@ -114,20 +114,33 @@ class TriggerTable:
         self.service = service
         self._key: tuple[tuple[str, str], ...] | None = None
         self._routes: list[TriggerRoute] = []
+        # (method, path) -> route, for the paths without parameters. Such a route beats
+        # any templated one on its path (it has more literal characters), so a hit here
+        # is the answer the scan in match() would give.
+        self._literal: dict[tuple[str, str], TriggerRoute] = {}
 
     def routes(self) -> list[TriggerRoute]:
         definitions = loaded_definitions(self.service)
         key = tuple((d.path, d.hash) for d in definitions)
         if key != self._key:
             self._routes = build_routes(definitions)
+            literal: dict[tuple[str, str], TriggerRoute] = {}
+            for route in self._routes:  # most specific first: the first one listed wins
+                if not route.pattern.groupindex:
+                    literal.setdefault((route.method, route.path), route)
+            self._literal = literal
             self._key = key
         return self._routes
 
     def match(self, method: str, path: str) -> tuple[TriggerRoute | None, dict[str, str], list[str]]:
         """(route, path params, methods allowed on the path when only the method differs)."""
         path = normalize(path)
+        routes = self.routes()
+        exact = self._literal.get((method, path))
+        if exact is not None:
+            return exact, {}, []
         allowed: list[str] = []
-        for route in self.routes():
+        for route in routes:
             found = route.pattern.fullmatch(path)
             if found is None:
                 continue

@@ -78,8 +78,8 @@ def test_serve_refuses_everything_until_a_key_exists(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     process = subprocess.Popen(
         [sys.executable, "-m", "engine.cli", "serve", str(write_pipelines(tmp_path)),
-         "--addr", f"127.0.0.1:{port}", "--store", store], stderr=subprocess.PIPE, text=True,
-        env=env, cwd=Path(__file__).resolve().parents[2])
+         "--addr", f"127.0.0.1:{port}", "--store", store], stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True, env=env, cwd=Path(__file__).resolve().parents[2])
     try:
         base = f"http://127.0.0.1:{port}"
         for _ in range(200):
@@ -102,6 +102,87 @@ def test_serve_refuses_everything_until_a_key_exists(tmp_path: Path) -> None:
         assert httpx.post(f"{base}/greet/x", json={}, headers={"X-API-Key": secret}).status_code == 201
     finally:
         process.send_signal(signal.SIGINT)
-        _, stderr = process.communicate(timeout=20)
+        stdout, stderr = process.communicate(timeout=20)
     assert "no API keys yet" in stderr and "wfstudio keys create --name admin --scope admin" in stderr
     assert secret not in stderr
+    assert "/api/v1/health" not in stdout + stderr  # no access log unless asked for
+
+
+def _children(pid: int) -> list[int]:
+    """Live child processes of ``pid`` (Linux /proc)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if entry.isdigit() and stat[1] == str(pid) and stat[0] != "Z":
+            found.append(int(entry))
+    return found
+
+
+def _start_workers(tmp_path: Path, *extra: str,
+                   with_key: bool = True) -> tuple[subprocess.Popen[str], str, str]:
+    store = f"sqlite:///{tmp_path / 'served.db'}"
+    secret = ""
+    if with_key:
+        with Store.open(store) as opened:
+            _, secret = KeyStore(opened).create("runner", scopes=["run"])
+    port = _free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "engine.cli", "serve", str(write_pipelines(tmp_path)),
+         "--addr", f"127.0.0.1:{port}", "--store", store, "--workers", "2", *extra],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        cwd=Path(__file__).resolve().parents[2])
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(400):
+        try:
+            if httpx.get(f"{base}/api/v1/health", timeout=1).status_code == 200:
+                break
+        except httpx.TransportError:
+            time.sleep(0.05)
+    else:
+        process.kill()
+        raise AssertionError(f"the server did not come up: {process.communicate()[1]}")
+    return process, base, secret
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="counts processes in /proc")
+def test_serve_with_workers_runs_them_on_one_address_and_stops_them_all(tmp_path: Path) -> None:
+    process, base, secret = _start_workers(tmp_path, "--access-log")
+    try:
+        workers = _children(process.pid)
+        assert len(workers) == 2
+        for n in range(10):  # a new connection each: whichever worker accepts it answers
+            answer = httpx.post(f"{base}/greet/w{n}", json={}, headers={"X-API-Key": secret})
+            assert answer.status_code == 201 and answer.json()["greeting"] == f"hello w{n}"
+    finally:
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=30)
+    assert process.returncode == 0, stderr
+    assert "with 2 worker processes" in stderr and '"POST /greet/w0 HTTP/1.1" 201' in stdout
+    assert stderr.count("no API keys yet") == 0
+    assert not any(Path(f"/proc/{pid}").exists() for pid in workers)  # stopped and reaped
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="counts processes in /proc")
+def test_a_worker_that_dies_stops_the_others(tmp_path: Path) -> None:
+    process, _base, _secret = _start_workers(tmp_path, with_key=False)
+    try:
+        workers = _children(process.pid)
+        assert len(workers) == 2
+        os.kill(workers[0], signal.SIGKILL)
+        process.wait(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 1 and "a worker process exited" in stderr
+    assert stderr.count("no API keys yet") == 1  # said once, not once per worker
+    assert not Path(f"/proc/{workers[1]}").exists()  # the other one was stopped and reaped
+
+
+def test_serve_refuses_zero_workers(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["serve", "--workers", "0", "--store", f"sqlite:///{tmp_path / 's.db'}"]) == 2
+    assert "--workers" in capsys.readouterr().err
