@@ -8,24 +8,16 @@ execution ids and the payload's JSON.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, Final
 
-from PySide6.QtCore import (
-    QAbstractTableModel,
-    QModelIndex,
-    QObject,
-    QPersistentModelIndex,
-    QSortFilterProxyModel,
-    Qt,
-)
+from PySide6.QtCore import QObject, QSortFilterProxyModel, Qt
 from PySide6.QtGui import QColor
 
 from app import theme
+from app.tables import Index, KeyedTableModel
 from engine.service.models import DlqEntry
-
-Index = QModelIndex | QPersistentModelIndex
-ROOT: Final = QModelIndex()
 
 COLUMNS: Final = ("Status", "Pipeline", "Step", "Error", "Attempts", "Created", "Execution")
 STATUS, PIPELINE, STEP, ERROR, ATTEMPTS, CREATED, EXECUTION = range(len(COLUMNS))
@@ -45,60 +37,29 @@ def _status_color(status: str) -> QColor | None:
     return QColor(colour) if colour else None
 
 
-class DlqTableModel(QAbstractTableModel):
+class DlqTableModel(KeyedTableModel[DlqEntry]):
+    COLUMNS = COLUMNS
+
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self._entries: list[DlqEntry] = []
-        self._rows: dict[str, int] = {}
-        self._search: list[str] = []
+        self._search: list[str] = []  # by row: what the filter searches
 
-    def reset(self, entries: list[DlqEntry]) -> None:
-        self.beginResetModel()
-        self._entries = list(entries)
-        self._rows = {e.id: i for i, e in enumerate(self._entries)}
-        self._search = [_search_text(e) for e in self._entries]
-        self.endResetModel()
+    def reset(self, entries: Iterable[DlqEntry]) -> None:
+        listed = list(entries)
+        self._search = [_search_text(e) for e in listed]  # ready when the proxy filters the new rows
+        super().reset(listed)
 
     def replace(self, entry: DlqEntry) -> None:
         """Show a changed entry in place (a resolve, a discard)."""
-        row = self._rows.get(entry.id)
-        if row is None:
-            return
-        self._entries[row] = entry
-        self._search[row] = _search_text(entry)
-        self.dataChanged.emit(self.index(row, 0), self.index(row, len(COLUMNS) - 1))
-
-    def entry(self, row: int) -> DlqEntry:
-        return self._entries[row]
-
-    def entry_by_id(self, entry_id: str) -> DlqEntry | None:
-        row = self._rows.get(entry_id)
-        return None if row is None else self._entries[row]
-
-    def row_of(self, entry_id: str) -> int:
-        return self._rows.get(entry_id, -1)
-
-    def entries(self) -> list[DlqEntry]:
-        return list(self._entries)
-
-    # ------------------------------------------------------------------ Qt
-
-    def rowCount(self, parent: Index = ROOT) -> int:
-        return 0 if parent.isValid() else len(self._entries)
-
-    def columnCount(self, parent: Index = ROOT) -> int:
-        return 0 if parent.isValid() else len(COLUMNS)
-
-    def headerData(self, section: int, orientation: Qt.Orientation,
-                   role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
-            return COLUMNS[section]
-        return None
+        row = self.row_of(entry.id)
+        if row >= 0:
+            self._search[row] = _search_text(entry)
+        super().replace(entry)
 
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid():
             return None
-        e = self._entries[index.row()]
+        e = self._items[index.row()]
         col = index.column()
         if role == Qt.ItemDataRole.DisplayRole:
             return _display(e, col)

@@ -16,18 +16,14 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from PySide6.QtCore import QItemSelectionModel, QModelIndex, QPoint, Qt, QTimer, Signal
+from PySide6.QtCore import QModelIndex, QPoint, Qt, QTimer, Signal
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import (
-    QAbstractButton,
-    QAbstractItemView,
     QComboBox,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
     QLineEdit,
     QMenu,
-    QMessageBox,
     QProgressBar,
     QPushButton,
     QSplitter,
@@ -55,6 +51,7 @@ from app.dlq.dlq_model import (
 from app.dlq.retry_dialog import DlqRetryDialog
 from app.executions.json_tree import JsonTreeModel, JsonTreeView, to_json
 from app.icons import icon
+from app.panes import MessageLine, confirm, merge_names, select_rows, selected_ids, setup_table
 from app.selection import SelectionHub
 from engine.service.errors import ServiceError
 from engine.service.models import DlqEntry, DlqFilter, DlqRetryResult
@@ -122,23 +119,10 @@ class DlqPanel(QWidget):
         filters.addWidget(self.text_filter, 1)
         filters.addWidget(refresh)
 
-        view = self.view = QTableView(objectName="dlqView")
-        view.setModel(self.proxy)
+        view = self.view = setup_table(QTableView(objectName="dlqView"), self.proxy, COLUMN_WIDTHS)
         view.setSortingEnabled(True)
         view.sortByColumn(CREATED, Qt.SortOrder.DescendingOrder)
-        view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        view.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
-        view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        view.setAlternatingRowColors(True)
-        view.setWordWrap(False)
-        view.setShowGrid(False)
-        view.verticalHeader().hide()
         view.verticalHeader().setDefaultSectionSize(view.fontMetrics().height() + 8)
-        header = view.horizontalHeader()
-        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-        header.setStretchLastSection(True)
-        for column, width in COLUMN_WIDTHS.items():
-            view.setColumnWidth(column, width)
         view.selectionModel().selectionChanged.connect(self._selection_changed)
         view.doubleClicked.connect(self._double_clicked)
         view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
@@ -208,9 +192,8 @@ class DlqPanel(QWidget):
         actions.addWidget(self.purge_age)
         actions.addWidget(self.purge_button)
 
-        self.message = QLabel(objectName="dlqMessage")
-        self.message.setWordWrap(True)
-        self.message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.message = MessageLine("dlqMessage")
+        self.message.said.connect(self.statusMessage)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(4)
@@ -233,7 +216,7 @@ class DlqPanel(QWidget):
         self.model.reset([])
         self._show_detail(None)
         self.stats_label.setText("")
-        self._say("")
+        self.message.say("")
         if service is not None:
             spawn(self._load_pipelines(service), what="Listing pipelines")
             self.refresh()
@@ -260,7 +243,7 @@ class DlqPanel(QWidget):
             stats = await service.dlq_stats()
         except ServiceError as exc:
             if generation == self._generation:
-                self._say(f"Could not list the dead-letter queue: {describe(exc)}", error=True)
+                self.message.say(f"Could not list the dead-letter queue: {describe(exc)}", error=True)
             return
         if generation != self._generation or service is not self.service:
             return
@@ -268,30 +251,14 @@ class DlqPanel(QWidget):
         self.model.reset(entries)
         self._show_stats(stats, len(entries))
         self._select(selected)
-        self._merge_pipelines({e.pipeline for e in entries})
+        merge_names(self.pipeline_filter, {e.pipeline for e in entries})
         if not selected:
             self._show_detail(None)
 
     async def _load_pipelines(self, service: StudioService) -> None:
         pipelines = await service.list_pipelines()
         if service is self.service:
-            self._merge_pipelines({p.name for p in pipelines})
-
-    def _merge_pipelines(self, names: set[str]) -> None:
-        combo = self.pipeline_filter
-        known = {combo.itemData(i) for i in range(1, combo.count())}
-        if names <= known:
-            return
-        current = combo.currentData()
-        combo.blockSignals(True)  # repopulating is not a filter change
-        try:
-            combo.clear()
-            combo.addItem("All pipelines", None)
-            for name in sorted(known | names):
-                combo.addItem(name, name)
-            combo.setCurrentIndex(max(0, combo.findData(current)) if current else 0)
-        finally:
-            combo.blockSignals(False)
+            merge_names(self.pipeline_filter, {p.name for p in pipelines})
 
     def _show_stats(self, stats: dict[str, int], shown: int) -> None:
         c = theme.colors()
@@ -306,20 +273,13 @@ class DlqPanel(QWidget):
     def _text_changed(self, text: str) -> None:
         self.proxy.set_text(text)
 
-    def _say(self, text: str, *, error: bool = False) -> None:
-        self.message.setStyleSheet(f"color: {theme.colors().error};" if error else "")
-        self.message.setText(text)
-        if text:
-            self.statusMessage.emit(text)
-
     # ------------------------------------------------------------------ selection and inspection
 
     def selected_ids(self) -> list[str]:
-        rows = self.view.selectionModel().selectedRows()
-        return [str(index.data(ID_ROLE)) for index in sorted(rows, key=lambda i: i.row())]
+        return selected_ids(self.view, ID_ROLE)
 
     def selected_entries(self) -> list[DlqEntry]:
-        found = (self.model.entry_by_id(i) for i in self.selected_ids())
+        found = (self.model.by_id(i) for i in self.selected_ids())
         return [e for e in found if e is not None]
 
     def select(self, entry_ids: list[str]) -> None:
@@ -327,22 +287,8 @@ class DlqPanel(QWidget):
         self._select(entry_ids)
 
     def _select(self, entry_ids: list[str]) -> None:
-        selection = self.view.selectionModel()
-        selection.clearSelection()
-        first = True
-        for entry_id in entry_ids:
-            row = self.model.row_of(entry_id)
-            if row < 0:
-                continue
-            index = self.proxy.mapFromSource(self.model.index(row, 0))
-            if not index.isValid():
-                continue
-            flags = QItemSelectionModel.SelectionFlag.Select | QItemSelectionModel.SelectionFlag.Rows
-            if first:
-                selection.setCurrentIndex(index, flags)
-                first = False
-            else:
-                selection.select(index, flags)
+        select_rows(self.view, (self.proxy.mapFromSource(self.model.index(self.model.row_of(i), 0))
+                                for i in entry_ids))
 
     def _selection_changed(self) -> None:
         self._update_actions()
@@ -363,7 +309,7 @@ class DlqPanel(QWidget):
             entry = await service.get_dlq(entry_id)
         except ServiceError as exc:
             if generation == self._detail_generation:
-                self._say(f"Could not read entry {entry_id}: {describe(exc)}", error=True)
+                self.message.say(f"Could not read entry {entry_id}: {describe(exc)}", error=True)
             return
         if generation == self._detail_generation and service is self.service:
             self.model.replace(entry)
@@ -393,7 +339,7 @@ class DlqPanel(QWidget):
     def _copy_payload(self) -> None:
         if self.shown_entry is not None:
             QGuiApplication.clipboard().setText(to_json(self.shown_entry.payload))
-            self._say("Payload copied as JSON")
+            self.message.say("Payload copied as JSON")
 
     def _update_actions(self) -> None:
         entries = self.selected_entries()
@@ -420,7 +366,8 @@ class DlqPanel(QWidget):
         if entries and entries[0].execution_id:
             self.open_execution(entries[0].execution_id)
         elif entries:
-            self._say("This entry has no execution (it came from a connector or a dlq_send outside a run)")
+            self.message.say("This entry has no execution (it came from a connector or a dlq_send "
+                             "outside a run)")
 
     def _open_last_retry(self) -> None:
         entries = self.selected_entries()
@@ -428,7 +375,7 @@ class DlqPanel(QWidget):
             self.open_execution(entries[0].last_retry_id)
 
     def _double_clicked(self, index: QModelIndex) -> None:
-        entry = self.model.entry_by_id(str(index.data(ID_ROLE)))
+        entry = self.model.by_id(str(index.data(ID_ROLE)))
         if entry is None:
             return
         if index.column() == EXECUTION or entry.execution_id:
@@ -482,7 +429,7 @@ class DlqPanel(QWidget):
         self.progress.setRange(0, len(entry_ids))
         self.progress.setValue(0)
         self.progress.show()
-        self._say(f"Retrying {len(entry_ids)} entr{'y' if len(entry_ids) == 1 else 'ies'}…")
+        self.message.say(f"Retrying {len(entry_ids)} entr{'y' if len(entry_ids) == 1 else 'ies'}…")
         spawn(self._retry(self.service, entry_ids, patch, force), what="Retrying DLQ entries")
 
     async def _retry(self, service: StudioService, ids: list[str], patch: list[dict[str, Any]] | None,
@@ -496,13 +443,13 @@ class DlqPanel(QWidget):
             results = await service.retry_dlq(ids, patch, progress, force)
         except ServiceError as exc:
             self.progress.hide()
-            self._say(f"Nothing was retried: {describe(exc)}", error=True)
+            self.message.say(f"Nothing was retried: {describe(exc)}", error=True)
             return
         finally:
             self._set_busy(False)
         self.progress.setValue(self.progress.maximum())
         self.last_results = results
-        self._say(_retry_summary(results), error=any(r.status != "completed" for r in results))
+        self.message.say(_retry_summary(results), error=any(r.status != "completed" for r in results))
         if service is self.service:
             self.refresh()
 
@@ -539,7 +486,7 @@ class DlqPanel(QWidget):
         text = f"{len(done)} entr{'y' if len(done) == 1 else 'ies'} {past}"
         if problems:
             text += f"; {len(problems)} not: {problems[0]}"
-        self._say(text, error=bool(problems))
+        self.message.say(text, error=bool(problems))
         if service is self.service:
             self.refresh()
 
@@ -549,21 +496,9 @@ class DlqPanel(QWidget):
             return
         seconds = float(self.purge_age.currentData())
         age = self.purge_age.currentText()
-        box = QMessageBox(QMessageBox.Icon.Warning, "Purge the dead-letter queue",
-                          f"Delete every resolved and discarded entry {age}?\n\nPending and retrying "
-                          "entries are kept. This cannot be undone.",
-                          QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel, self)
-        box.setObjectName("dlqPurgeConfirm")
-        box.button(QMessageBox.StandardButton.Yes).setText("Purge")
-        box.setDefaultButton(QMessageBox.StandardButton.Cancel)
-        box.finished.connect(box.deleteLater)
-
-        def answered(button: QAbstractButton) -> None:
-            if box.standardButton(button) == QMessageBox.StandardButton.Yes:
-                self.purge(seconds)
-
-        box.buttonClicked.connect(answered)
-        box.open()
+        confirm(self, "dlqPurgeConfirm", "Purge the dead-letter queue",
+                f"Delete every resolved and discarded entry {age}?\n\nPending and retrying "
+                "entries are kept. This cannot be undone.", "Purge", lambda: self.purge(seconds))
 
     def purge(self, older_than: float) -> None:
         if self.service is not None and not self.busy:
@@ -574,11 +509,11 @@ class DlqPanel(QWidget):
         try:
             count = await service.purge_dlq(older_than)
         except ServiceError as exc:
-            self._say(f"Nothing was purged: {describe(exc)}", error=True)
+            self.message.say(f"Nothing was purged: {describe(exc)}", error=True)
             return
         finally:
             self._set_busy(False)
-        self._say(f"Purged {count} entr{'y' if count == 1 else 'ies'}")
+        self.message.say(f"Purged {count} entr{'y' if count == 1 else 'ies'}")
         if service is self.service:
             self.refresh()
 

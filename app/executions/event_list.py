@@ -15,11 +15,8 @@ from functools import partial
 from typing import Any, Final
 
 from PySide6.QtCore import (
-    QAbstractTableModel,
     QItemSelectionModel,
-    QModelIndex,
     QObject,
-    QPersistentModelIndex,
     Qt,
     QTimer,
     Signal,
@@ -41,7 +38,9 @@ from app import theme
 from app.asyncqt import describe, spawn
 from app.executions.json_tree import preview
 from app.executions.support import cancel_all, named
+from app.panes import setup_table
 from app.selection import SelectionHub
+from app.tables import ROOT, ColumnsModel, Index
 from engine.service.errors import ServiceError
 from engine.service.models import Event
 from engine.service.protocol import StudioService
@@ -58,8 +57,6 @@ RUNNING: Final = frozenset({"running", "paused"})
 _RUN_KEYS: Final = frozenset({"step", "path", "attempt", "started_seq", "iteration", "index"})
 EVENT_ROLE: Final = Qt.ItemDataRole.UserRole + 1
 
-Index = QModelIndex | QPersistentModelIndex
-ROOT: Final = QModelIndex()
 
 
 def step_label(data: dict[str, Any]) -> str:
@@ -116,9 +113,10 @@ def step_run_of(event: Event) -> tuple[str, int] | None:
     return path, 0  # a step event without its run's seq (mocked, retrying, log, reused…)
 
 
-class EventTableModel(QAbstractTableModel):
+class EventTableModel(ColumnsModel):
     """Loaded events in seq order; ``wantMore`` asks for the page after the last one."""
 
+    COLUMNS = COLUMNS
     wantMore = Signal()
 
     def __init__(self, parent: QObject | None = None) -> None:
@@ -158,9 +156,6 @@ class EventTableModel(QAbstractTableModel):
     def rowCount(self, parent: Index = ROOT) -> int:
         return 0 if parent.isValid() else len(self.events)
 
-    def columnCount(self, parent: Index = ROOT) -> int:
-        return 0 if parent.isValid() else len(COLUMNS)
-
     def canFetchMore(self, parent: Index) -> bool:
         return not parent.isValid() and not self.exhausted and not self.loading
 
@@ -168,12 +163,6 @@ class EventTableModel(QAbstractTableModel):
         if self.canFetchMore(parent):
             self.loading = True
             self.wantMore.emit()
-
-    def headerData(self, section: int, orientation: Qt.Orientation,
-                   role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
-            return COLUMNS[section]
-        return None
 
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid():
@@ -253,24 +242,11 @@ class EventList(QWidget):
         top.addWidget(self.type_filter)
         top.addWidget(self.info, 1)
 
-        view = self.view = named(QTableView(), "eventTable")
-        view.setModel(self.model)
-        view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        view.setAlternatingRowColors(True)
-        view.setWordWrap(False)
-        view.setShowGrid(False)
+        view = self.view = setup_table(named(QTableView(), "eventTable"), self.model,
+                                       {SEQ: 60, TIME: 90, TYPE: 150, STEP: 170}, single=True)
         view.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
-        rows = view.verticalHeader()
-        rows.hide()
-        rows.setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
-        rows.setDefaultSectionSize(view.fontMetrics().height() + 6)
-        header = view.horizontalHeader()
-        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-        header.setStretchLastSection(True)
-        for column, width in ((SEQ, 60), (TIME, 90), (TYPE, 150), (STEP, 170)):
-            view.setColumnWidth(column, width)
+        view.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
+        view.verticalHeader().setDefaultSectionSize(view.fontMetrics().height() + 6)
         view.selectionModel().selectionChanged.connect(self._selection_changed)
 
         layout = QVBoxLayout(self)

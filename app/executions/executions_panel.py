@@ -47,6 +47,7 @@ from app.executions.list_model import (
 )
 from app.executions.support import cancel_all, named
 from app.icons import icon
+from app.panes import fill_names, setup_table
 from app.selection import SelectionHub
 from engine.service.errors import ServiceError, Unavailable
 from engine.service.models import Event, ExecutionFilter, ExecutionSummary
@@ -135,27 +136,14 @@ class ExecutionsPanel(QWidget):
         filters.addWidget(self.text_filter, 1)
         filters.addWidget(refresh)
 
-        view = self.view = named(QTableView(), "executionsView")
-        view.setModel(self.model)
-        view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        view.setAlternatingRowColors(True)
-        view.setWordWrap(False)
-        view.setShowGrid(False)
+        view = self.view = setup_table(named(QTableView(), "executionsView"), self.model, COLUMN_WIDTHS,
+                                       single=True)
         view.setMouseTracking(True)  # link cells show a hand cursor
         view.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
-        rows = view.verticalHeader()
-        rows.hide()
         # Fixed row heights: the view never measures rows, whatever their number.
-        rows.setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
-        rows.setDefaultSectionSize(view.fontMetrics().height() + 8)
-        header = view.horizontalHeader()
-        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-        header.setStretchLastSection(True)
-        header.setHighlightSections(False)
-        for column, width in COLUMN_WIDTHS.items():
-            view.setColumnWidth(column, width)
+        view.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
+        view.verticalHeader().setDefaultSectionSize(view.fontMetrics().height() + 8)
+        view.horizontalHeader().setHighlightSections(False)
         view.selectionModel().selectionChanged.connect(self._selection_changed)
         view.clicked.connect(self._clicked)
         view.entered.connect(self._hovered)
@@ -214,18 +202,8 @@ class ExecutionsPanel(QWidget):
         pipelines = await service.list_pipelines()
         if service is not self.service:
             return
-        combo = self.pipeline_filter
-        current = combo.currentData()
-        names = sorted({p.name for p in pipelines} | ({current} if current else set()))
-        combo.blockSignals(True)  # repopulating is not a filter change
-        try:
-            combo.clear()
-            combo.addItem("All pipelines", None)
-            for name in names:
-                combo.addItem(name, name)
-            combo.setCurrentIndex(max(0, combo.findData(current)) if current else 0)
-        finally:
-            combo.blockSignals(False)
+        current = self.pipeline_filter.currentData()
+        fill_names(self.pipeline_filter, {p.name for p in pipelines} | ({current} if current else set()))
 
     async def _load_first(self, service: StudioService, generation: int) -> None:
         self.count_label.setText("Loading…")

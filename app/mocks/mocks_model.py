@@ -11,14 +11,13 @@ from __future__ import annotations
 import json
 from typing import Any, Final
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QObject, QPersistentModelIndex, Qt, Signal
+from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtGui import QColor, QFont
 
 from app import theme
+from app.tables import Index, KeyedTableModel
 from engine.service.models import Mock
 
-Index = QModelIndex | QPersistentModelIndex
-ROOT: Final = QModelIndex()
 COLUMNS: Final = ("On", "Pipeline", "Step", "Mode", "Value", "Delay", "Hits", "From execution")
 ENABLED, PIPELINE, STEP, MODE, VALUE, DELAY, HITS, SOURCE = range(len(COLUMNS))
 ID_ROLE: Final = Qt.ItemDataRole.UserRole + 1
@@ -35,62 +34,21 @@ def compact(value: Any, limit: int = PREVIEW) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-class MocksModel(QAbstractTableModel):
+class MocksModel(KeyedTableModel[Mock]):
+    COLUMNS = COLUMNS
     enabledToggled = Signal(str, bool)  # (mock id, wanted state)
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self._mocks: list[Mock] = []
-        self._rows: dict[str, int] = {}
         self._drafts: set[str] = set()
-
-    def reset(self, mocks: list[Mock]) -> None:
-        self.beginResetModel()
-        self._mocks = list(mocks)
-        self._rows = {m.id: i for i, m in enumerate(self._mocks)}
-        self.endResetModel()
-
-    def replace(self, mock: Mock) -> None:
-        row = self._rows.get(mock.id)
-        if row is None:
-            return
-        self._mocks[row] = mock
-        self.dataChanged.emit(self.index(row, 0), self.index(row, len(COLUMNS) - 1))
 
     def set_drafts(self, ids: set[str]) -> None:
         changed = ids ^ self._drafts
         self._drafts = set(ids)
         for mock_id in changed:
-            row = self._rows.get(mock_id)
-            if row is not None:
+            row = self.row_of(mock_id)
+            if row >= 0:
                 self.dataChanged.emit(self.index(row, STEP), self.index(row, STEP))
-
-    def mock(self, row: int) -> Mock:
-        return self._mocks[row]
-
-    def mock_by_id(self, mock_id: str) -> Mock | None:
-        row = self._rows.get(mock_id)
-        return None if row is None else self._mocks[row]
-
-    def row_of(self, mock_id: str) -> int:
-        return self._rows.get(mock_id, -1)
-
-    def mocks(self) -> list[Mock]:
-        return list(self._mocks)
-
-    # ------------------------------------------------------------------ Qt
-
-    def rowCount(self, parent: Index = ROOT) -> int:
-        return 0 if parent.isValid() else len(self._mocks)
-
-    def columnCount(self, parent: Index = ROOT) -> int:
-        return 0 if parent.isValid() else len(COLUMNS)
-
-    def headerData(self, section: int, orientation: Qt.Orientation,
-                   role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
-            return COLUMNS[section]
-        return None
 
     def flags(self, index: Index) -> Qt.ItemFlag:
         base = super().flags(index)
@@ -101,7 +59,7 @@ class MocksModel(QAbstractTableModel):
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid():
             return None
-        m = self._mocks[index.row()]
+        m = self._items[index.row()]
         col = index.column()
         if role == ID_ROLE:
             return m.id
@@ -130,7 +88,7 @@ class MocksModel(QAbstractTableModel):
     def setData(self, index: Index, value: Any, role: int = Qt.ItemDataRole.EditRole) -> bool:
         if index.isValid() and index.column() == ENABLED and role == Qt.ItemDataRole.CheckStateRole:
             wanted = Qt.CheckState(value) == Qt.CheckState.Checked
-            m = self._mocks[index.row()]
+            m = self._items[index.row()]
             if wanted != m.enabled:
                 self.enabledToggled.emit(m.id, wanted)
             return False  # the row changes when the service has answered

@@ -12,16 +12,12 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from PySide6.QtCore import QItemSelectionModel, Qt, Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
-    QAbstractButton,
-    QAbstractItemView,
     QComboBox,
     QDoubleSpinBox,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
-    QMessageBox,
     QPushButton,
     QSplitter,
     QTableView,
@@ -30,7 +26,6 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app import theme
 from app.asyncqt import describe, spawn
 from app.debugger.json_edit import JsonEdit
 from app.icons import icon
@@ -48,6 +43,7 @@ from app.mocks.mocks_model import (
     mock_value,
 )
 from app.mocks.value_check import ERROR_TEMPLATE, MODE_HINTS, MODES, check_value
+from app.panes import MessageLine, confirm, merge_names, select_rows, selected_ids, setup_table
 from app.run.http_input import InputError
 from app.selection import SelectionHub
 from engine.service.errors import ServiceError
@@ -112,20 +108,7 @@ class MocksPanel(QWidget):
         for button in (self.add_button, self.remove_button, self.clear_button):
             bar.addWidget(button)
 
-        view = self.view = QTableView(objectName="mocksView")
-        view.setModel(self.model)
-        view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        view.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
-        view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        view.setAlternatingRowColors(True)
-        view.setWordWrap(False)
-        view.setShowGrid(False)
-        view.verticalHeader().hide()
-        header = view.horizontalHeader()
-        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-        header.setStretchLastSection(True)
-        for column, width in COLUMN_WIDTHS.items():
-            view.setColumnWidth(column, width)
+        view = self.view = setup_table(QTableView(objectName="mocksView"), self.model, COLUMN_WIDTHS)
         view.selectionModel().selectionChanged.connect(self._selection_changed)
 
         editor = self.editor = QWidget(objectName="mockEditor")
@@ -169,9 +152,8 @@ class MocksPanel(QWidget):
         splitter.addWidget(editor)
         splitter.setStretchFactor(0, 1)
         splitter.setStretchFactor(1, 1)
-        self.message = QLabel(objectName="mocksMessage")
-        self.message.setWordWrap(True)
-        self.message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.message = MessageLine("mocksMessage")
+        self.message.said.connect(self.statusMessage)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(4)
@@ -190,7 +172,7 @@ class MocksPanel(QWidget):
         self._drafts.clear()
         self.model.reset([])
         self._show_editor(None)
-        self._say("")
+        self.message.say("")
         if service is not None:
             spawn(self._load_pipelines(service), what="Listing pipelines")
             self.refresh()
@@ -207,7 +189,7 @@ class MocksPanel(QWidget):
             mocks = await service.list_mocks(self.pipeline_filter.currentData())
         except ServiceError as exc:
             if generation == self._generation:
-                self._say(f"Could not list the mocks: {describe(exc)}", error=True)
+                self.message.say(f"Could not list the mocks: {describe(exc)}", error=True)
             return
         if generation != self._generation or service is not self.service:
             return
@@ -218,65 +200,30 @@ class MocksPanel(QWidget):
         for gone in set(self._drafts) - known:  # removed elsewhere: its draft has nowhere to go
             del self._drafts[gone]
         self.model.set_drafts(set(self._drafts))
-        self._merge_pipelines({m.pipeline for m in mocks})
+        merge_names(self.pipeline_filter, {m.pipeline for m in mocks})
         self.select([i for i in selected if i in known])
         ids = self.selected_ids()
         # The editor shows the fresh mock (hit count, …), or its draft when one is kept.
-        self._show_editor(self.model.mock_by_id(ids[0]) if len(ids) == 1 else None)
+        self._show_editor(self.model.by_id(ids[0]) if len(ids) == 1 else None)
         self._update_actions()
 
     async def _load_pipelines(self, service: StudioService) -> None:
         pipelines = await service.list_pipelines()
         if service is self.service:
             self._pipelines = pipelines
-            self._merge_pipelines({p.name for p in pipelines})
-
-    def _merge_pipelines(self, names: set[str]) -> None:
-        combo = self.pipeline_filter
-        known = {combo.itemData(i) for i in range(1, combo.count())}
-        if names <= known:
-            return
-        current = combo.currentData()
-        combo.blockSignals(True)
-        try:
-            combo.clear()
-            combo.addItem("All pipelines", None)
-            for name in sorted(known | names):
-                combo.addItem(name, name)
-            combo.setCurrentIndex(max(0, combo.findData(current)) if current else 0)
-        finally:
-            combo.blockSignals(False)
-
-    def _say(self, text: str, *, error: bool = False) -> None:
-        self.message.setStyleSheet(f"color: {theme.colors().error};" if error else "")
-        self.message.setText(text)
-        if text:
-            self.statusMessage.emit(text)
+            merge_names(self.pipeline_filter, {p.name for p in pipelines})
 
     # ------------------------------------------------------------------ selection
 
     def selected_ids(self) -> list[str]:
-        rows = sorted(self.view.selectionModel().selectedRows(), key=lambda i: i.row())
-        return [str(i.data(ID_ROLE)) for i in rows]
+        return selected_ids(self.view, ID_ROLE)
 
     def select(self, mock_ids: list[str]) -> None:
-        selection = self.view.selectionModel()
-        selection.clearSelection()
-        flags = QItemSelectionModel.SelectionFlag.Select | QItemSelectionModel.SelectionFlag.Rows
-        first = True
-        for mock_id in mock_ids:
-            row = self.model.row_of(mock_id)
-            if row < 0:
-                continue
-            if first:
-                selection.setCurrentIndex(self.model.index(row, 0), flags)
-                first = False
-            else:
-                selection.select(self.model.index(row, 0), flags)
+        select_rows(self.view, (self.model.index(self.model.row_of(i), 0) for i in mock_ids))
 
     def _selection_changed(self) -> None:
         ids = self.selected_ids()
-        mock = self.model.mock_by_id(ids[0]) if len(ids) == 1 else None
+        mock = self.model.by_id(ids[0]) if len(ids) == 1 else None
         if mock is None or mock.id != self._editing:
             self._stash()
             self._show_editor(mock)
@@ -317,7 +264,7 @@ class MocksPanel(QWidget):
         self._update_editor_state()
 
     def _current_mock(self) -> Mock | None:
-        return self.model.mock_by_id(self._editing) if self._editing else None
+        return self.model.by_id(self._editing) if self._editing else None
 
     def _is_dirty(self) -> bool:
         mock = self._current_mock()
@@ -392,7 +339,7 @@ class MocksPanel(QWidget):
         except InputError as exc:
             self.value.show_error(exc.message)
             self.value.go_to_error()
-            self._say(f"Not saved: {exc.message}", error=True)
+            self.message.say(f"Not saved: {exc.message}", error=True)
             return
         self._stash()
         spawn(self._save(self.service, mock, mode, value, self.delay.value()), what="Saving the mock")
@@ -403,7 +350,7 @@ class MocksPanel(QWidget):
                                     keep_output=mock.output)
         except ServiceError as exc:
             self.value.show_error(describe(exc))
-            self._say(f"Not saved: {describe(exc)}", error=True)
+            self.message.say(f"Not saved: {describe(exc)}", error=True)
             return
         if service is not self.service:
             return
@@ -412,7 +359,7 @@ class MocksPanel(QWidget):
         self.model.replace(saved)
         if self._editing == saved.id:
             self._show_editor(saved)
-        self._say(f"Saved the mock of {saved.pipeline}/{saved.step}")
+        self.message.say(f"Saved the mock of {saved.pipeline}/{saved.step}")
         self.mocksChanged.emit()
 
     @staticmethod
@@ -427,7 +374,7 @@ class MocksPanel(QWidget):
     # ------------------------------------------------------------------ on / off, add, remove, clear
 
     def set_enabled(self, mock_id: str, enabled: bool) -> None:
-        mock = self.model.mock_by_id(mock_id)
+        mock = self.model.by_id(mock_id)
         if mock is None or self.service is None:
             return
         spawn(self._toggle(self.service, mock, enabled), what="Switching the mock")
@@ -437,11 +384,12 @@ class MocksPanel(QWidget):
             saved = await service.set_mock(mock.pipeline, mock.step, mode=mock.mode, output=mock.output,
                                            error=mock.error, delay_ms=mock.delay_ms, enabled=enabled)
         except ServiceError as exc:
-            self._say(f"Could not switch the mock {'on' if enabled else 'off'}: {describe(exc)}", error=True)
+            self.message.say(f"Could not switch the mock {'on' if enabled else 'off'}: {describe(exc)}",
+                             error=True)
             return
         if service is self.service:
             self.model.replace(saved)
-            self._say(f"Mock of {saved.pipeline}/{saved.step} {'on' if saved.enabled else 'off'}")
+            self.message.say(f"Mock of {saved.pipeline}/{saved.step} {'on' if saved.enabled else 'off'}")
             self.mocksChanged.emit()
 
     def open_add_dialog(self) -> None:
@@ -452,7 +400,7 @@ class MocksPanel(QWidget):
         async def submit(pipeline: str, step: str, mode: str, value: Any, delay: float) -> Mock:
             return await self._set(service, pipeline, step, mode, value, delay, True)
 
-        dialog = MockAddDialog(self._pipelines, self.model.mocks(), submit,
+        dialog = MockAddDialog(self._pipelines, self.model.items(), submit,
                                self.pipeline_filter.currentData(), self)
         # Deleted when answered (not WA_DeleteOnClose: deleting such a window after its answer hid
         # its parent crashes PySide).
@@ -463,7 +411,7 @@ class MocksPanel(QWidget):
     def _added(self, mock: Mock | None) -> None:
         if mock is None:
             return
-        self._say(f"Added a mock of {mock.pipeline}/{mock.step}")
+        self.message.say(f"Added a mock of {mock.pipeline}/{mock.step}")
         self.mocksChanged.emit()
         self._generation += 1
         if self.service is not None:
@@ -490,7 +438,7 @@ class MocksPanel(QWidget):
             removed += 1
             self._drafts.pop(mock_id, None)
         text = f"Removed {removed} mock{'s' if removed != 1 else ''}"
-        self._say(text + (f"; {problems[0]}" if problems else ""), error=bool(problems))
+        self.message.say(text + (f"; {problems[0]}" if problems else ""), error=bool(problems))
         self.mocksChanged.emit()
         if service is self.service:
             self.refresh()
@@ -500,28 +448,21 @@ class MocksPanel(QWidget):
             return
         pipeline = self.pipeline_filter.currentData()
         what = f"every mock of pipeline {pipeline!r}" if pipeline else "every mock of every pipeline"
-        box = QMessageBox(QMessageBox.Icon.Warning, "Clear mocks",
-                          f"Remove {what}? Steps will run for real again.",
-                          QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel, self)
-        box.setObjectName("mocksClearConfirm")
-        box.button(QMessageBox.StandardButton.Yes).setText("Clear")
-        box.setDefaultButton(QMessageBox.StandardButton.Cancel)
-        box.finished.connect(box.deleteLater)
 
-        def answered(button: QAbstractButton) -> None:
-            if box.standardButton(button) == QMessageBox.StandardButton.Yes and self.service is not None:
+        def clear() -> None:
+            if self.service is not None:
                 spawn(self._clear(self.service, pipeline), what="Clearing mocks")
 
-        box.buttonClicked.connect(answered)
-        box.open()
+        confirm(self, "mocksClearConfirm", "Clear mocks", f"Remove {what}? Steps will run for real again.",
+                "Clear", clear)
 
     async def _clear(self, service: StudioService, pipeline: str | None) -> None:
         try:
             count = await service.clear_mocks(pipeline)
         except ServiceError as exc:
-            self._say(f"Nothing was cleared: {describe(exc)}", error=True)
+            self.message.say(f"Nothing was cleared: {describe(exc)}", error=True)
             return
-        self._say(f"Removed {count} mock{'s' if count != 1 else ''}")
+        self.message.say(f"Removed {count} mock{'s' if count != 1 else ''}")
         self.mocksChanged.emit()
         if service is self.service:
             self.refresh()

@@ -11,11 +11,8 @@ import asyncio
 import contextlib
 import gc
 import json
-import socket
 import stat
-import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +26,7 @@ from app.connections.secrets import SecretStore, usable_keyring
 from app.connections.status import ConnectionStatus
 from engine import __version__
 from engine.service.errors import Unauthorized
+from tests.app.support import LoopbackServer, eventually, free_port, until
 
 PIPELINES = """
 pipelines:
@@ -36,93 +34,6 @@ pipelines:
     steps:
       - {name: greet, type: step.set, config: {values: {greeting: "hi {{ .name }}"}}}
 """
-
-
-def wait_until(loop: asyncio.AbstractEventLoop, condition: Callable[[], bool], timeout: float = 8.0) -> None:
-    """Drive the qasync loop (Qt events and tasks) until ``condition`` holds."""
-    async def poll() -> None:
-        deadline = time.monotonic() + timeout
-        while not condition():
-            if time.monotonic() > deadline:
-                raise AssertionError("condition not met in time")
-            await asyncio.sleep(0.02)
-
-    loop.run_until_complete(poll())
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class LoopbackServer:
-    """uvicorn on 127.0.0.1:``port`` in a thread; ``app`` builds the ASGI app on the server's
-    loop (None: the real studio server over ``store_url``). Startable again after ``stop``."""
-
-    def __init__(self, port: int, store_url: str = "", files: list[Path] | None = None,
-                 app: Callable[[], Any] | None = None):
-        self.port = port
-        self.url = f"http://127.0.0.1:{port}"
-        self.store_url = store_url
-        self.files = files or []
-        self.app_factory = app
-        self._server: Any = None
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> LoopbackServer:
-        import uvicorn
-
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", self.port))
-        ready = threading.Event()
-        failure: list[BaseException] = []
-
-        async def main() -> None:
-            service = None
-            if self.app_factory is not None:
-                app = self.app_factory()
-            else:
-                from engine.server import KeyStore, create_app
-                from engine.service.local import LocalService
-
-                service = await LocalService.open(self.files, store=self.store_url)
-                app = create_app(service, keys=KeyStore(service.store), heartbeat=0.2)
-            config = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=1,
-                                    lifespan="off")
-            self._server = uvicorn.Server(config)
-            serving = asyncio.ensure_future(self._server.serve(sockets=[sock]))
-            while not self._server.started and not serving.done():
-                await asyncio.sleep(0.01)
-            ready.set()
-            try:
-                await serving
-            finally:
-                if service is not None:
-                    await service.close()
-
-        def run() -> None:
-            try:
-                asyncio.run(main())
-            except BaseException as exc:
-                failure.append(exc)
-                ready.set()
-            finally:
-                sock.close()
-
-        self._thread = threading.Thread(target=run, name=f"loopback:{self.port}", daemon=True)
-        self._thread.start()
-        if not ready.wait(20) or failure:
-            raise RuntimeError(f"the server did not start: {failure!r}")
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(20)
-        self._server = self._thread = None
 
 
 @pytest.fixture
@@ -343,12 +254,12 @@ def test_dialog_tests_and_connects_to_a_server_with_a_good_key(qtbot, qloop, man
     assert "readable only by you" in dialog.findChild(QLabel, "connectionKeyNote").text()
 
     dialog.findChild(QPushButton, "connectionTest").click()
-    wait_until(qloop, lambda: result(dialog).startswith(("OK", "Failed")))
+    until(qloop, lambda: result(dialog).startswith(("OK", "Failed")))
     assert result(dialog).startswith(f"OK: engine {__version__}, API version 1, remote backend, store sqlite")
     assert manager.service is None  # a test does not switch
 
     dialog.findChild(QPushButton, "connectionConnect").click()  # saves the draft, then connects
-    wait_until(qloop, lambda: manager.service is not None)
+    until(qloop, lambda: manager.service is not None)
     assert manager.profile == Profile("staging", "remote", live.url)
     assert manager.api_key("staging") == secret
     assert status.text() == f"staging — remote · engine {__version__} (API 1)"
@@ -361,13 +272,13 @@ def test_a_bad_key_gives_a_clear_401_message(qtbot, qloop, manager, server) -> N
     dialog = open_dialog(qtbot, manager)
     fill_remote(qtbot, dialog, "wrong", live.url, "wfs_not-a-real-key")
     dialog.findChild(QPushButton, "connectionTest").click()
-    wait_until(qloop, lambda: result(dialog).startswith(("OK", "Failed")))
+    until(qloop, lambda: result(dialog).startswith(("OK", "Failed")))
     text = result(dialog)
     assert "refused the API key of profile 'wrong' (401 unauthorized" in text
     assert "wfstudio keys create" in text
 
     dialog.findChild(QPushButton, "connectionConnect").click()
-    wait_until(qloop, lambda: result(dialog).startswith("Not connected"))
+    until(qloop, lambda: result(dialog).startswith("Not connected"))
     assert "401" in result(dialog) and manager.service is None
     assert dialog.isVisible()
 
@@ -389,7 +300,7 @@ def test_an_incompatible_server_is_refused_with_advice(qtbot, qloop, manager) ->
         dialog = open_dialog(qtbot, manager)
         fill_remote(qtbot, dialog, "future", live.url, "any-key")
         dialog.findChild(QPushButton, "connectionTest").click()
-        wait_until(qloop, lambda: result(dialog).startswith(("OK", "Failed")))
+        until(qloop, lambda: result(dialog).startswith(("OK", "Failed")))
         assert "speaks API version 2, this client speaks version 1" in result(dialog)
         assert "upgrade this client" in result(dialog)
     finally:
@@ -406,12 +317,6 @@ def test_losing_the_server_shows_and_a_restart_recovers(qtbot, qloop, manager, s
     manager.reconnected.connect(lambda: events.append("back"))
     received: list[str] = []
 
-    async def until(condition: Callable[[], bool], timeout: float = 8.0) -> None:
-        deadline = time.monotonic() + timeout
-        while not condition():
-            assert time.monotonic() < deadline, "condition not met in time"
-            await asyncio.sleep(0.02)
-
     async def scenario() -> None:
         # One coroutine, as in the app: the loop keeps running while the server is away.
         service = await manager.connect(profile)
@@ -425,7 +330,7 @@ def test_losing_the_server_shows_and_a_restart_recovers(qtbot, qloop, manager, s
             for _attempt in range(100):
                 done = f"execution.completed:{(await service.run('hello', {'name': name})).execution_id}"
                 with contextlib.suppress(AssertionError):
-                    await until(lambda done=done: done in received, timeout=0.2)  # type: ignore[misc]
+                    await eventually(lambda done=done: done in received, timeout=0.2)  # type: ignore[misc]
                     return
             raise AssertionError("no run was streamed")
 
@@ -433,13 +338,13 @@ def test_losing_the_server_shows_and_a_restart_recovers(qtbot, qloop, manager, s
         await run_until_streamed("before")
 
         await asyncio.to_thread(live.stop)
-        await until(lambda: status.state == "lost", timeout=5)
+        await eventually(lambda: status.state == "lost", timeout=5)
         assert events == ["lost"]
         assert "disconnected — retrying" in status.text()
         assert "unavailable" in manager.last_error
 
         await asyncio.to_thread(live.start)  # the same port and store
-        await until(lambda: status.state == "connected")
+        await eventually(lambda: status.state == "connected")
         assert events == ["lost", "back"]
         assert status.text() == f"staging — remote · engine {__version__} (API 1)"
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -21,21 +20,9 @@ from app.debugger.paused_panel import PausedPanel
 from app.editor.jq_field import JqField
 from app.selection import SelectionHub
 from engine.service.models import RunOptions
+from tests.app.support import finished, until
 
 ORDER = {"sku": "AB-1", "qty": 2}
-
-
-def until(loop: asyncio.AbstractEventLoop, predicate: Callable[[], Any], timeout: float = 10.0) -> None:
-    """Run the loop until ``predicate()`` holds (the timeout only stops a hung test)."""
-
-    async def wait() -> None:
-        deadline = loop.time() + timeout
-        while not predicate():
-            if loop.time() > deadline:
-                raise AssertionError("condition not reached")
-            await asyncio.sleep(0.01)
-
-    loop.run_until_complete(wait())
 
 
 def settle(loop: asyncio.AbstractEventLoop) -> None:
@@ -63,19 +50,6 @@ def pane(qtbot, qloop, service, hub) -> DebuggerPane:  # type: ignore[no-untyped
 
 def start(qloop, service, pipeline: str = "create-order", payload: Any = ORDER) -> str:  # type: ignore[no-untyped-def]
     return qloop.run_until_complete(service.run(pipeline, payload, RunOptions(wait=False))).execution_id
-
-
-def finished(qloop, service, execution_id: str):  # type: ignore[no-untyped-def]
-    """The execution's summary once it has ended."""
-
-    async def wait() -> Any:
-        while True:
-            summary = await service.get_execution(execution_id)
-            if summary.status not in ("running", "paused"):
-                return summary
-            await asyncio.sleep(0.01)
-
-    return qloop.run_until_complete(asyncio.wait_for(wait(), 10))
 
 
 def action(pane: DebuggerPane, name: str) -> QAction:

@@ -4,10 +4,7 @@ resolve, discard and purge, all through the panel's widgets."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -25,12 +22,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app import asyncqt
 from app.dlq.dlq_model import EXECUTION, ID_ROLE
 from app.dlq.dlq_panel import DlqPanel
 from app.dlq.retry_dialog import DlqRetryDialog
 from app.selection import SelectionHub
 from engine.service.models import DlqFilter
+from tests.app.support import settle
 
 PIPELINES = """
 pipelines:
@@ -47,22 +44,6 @@ pipelines:
       - {name: gate, type: step.fail, config: {message: picky says no}}
 """
 ORDERS = ("A-1", "A-2", "A-3", "A-4")
-
-
-def wait_until(loop: asyncio.AbstractEventLoop, condition: Callable[[], bool], timeout: float = 8.0) -> None:
-    async def poll() -> None:
-        deadline = time.monotonic() + timeout
-        while not condition():
-            if time.monotonic() > deadline:
-                raise AssertionError("condition not met in time")
-            await asyncio.sleep(0.01)
-
-    loop.run_until_complete(poll())
-
-
-def settle(loop: asyncio.AbstractEventLoop) -> None:
-    """Until every task the panel started has finished."""
-    wait_until(loop, lambda: asyncqt.pending() == 0)
 
 
 @pytest.fixture
@@ -95,7 +76,7 @@ def make_panel(qtbot, service, loop) -> tuple[DlqPanel, SelectionHub]:  # type: 
 def shown_orders(panel: DlqPanel) -> list[str]:
     proxy = panel.proxy
     ids = [proxy.index(r, 0).data(ID_ROLE) for r in range(proxy.rowCount())]
-    return sorted(panel.model.entry_by_id(i).payload["order"] for i in ids)  # type: ignore[union-attr]
+    return sorted(panel.model.by_id(i).payload["order"] for i in ids)  # type: ignore[union-attr]
 
 
 def choose(combo: QComboBox, data: object) -> None:

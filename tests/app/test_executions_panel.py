@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
 
 from PySide6.QtCore import QModelIndex, Qt
 from PySide6.QtWidgets import QComboBox, QLineEdit, QTableView
@@ -18,17 +17,10 @@ from app.executions.executions_panel import ExecutionsPanel
 from app.executions.list_model import ID_ROLE, PIPELINE, REPLAY_OF, STATUS
 from app.selection import SelectionHub
 from engine.service.models import ReplayOptions, RunOptions
+from tests.app.support import eventually
 
 TRIAGE = {"id": "T-1", "severity": 9, "product": "billing"}
 ORDER = {"sku": "AB-1", "qty": 2}
-
-
-async def until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.01)
 
 
 def make_panel(qtbot, service) -> tuple[ExecutionsPanel, SelectionHub]:  # type: ignore[no-untyped-def]
@@ -70,34 +62,34 @@ def test_pages_through_cursors_and_filters_reload(qtbot, qloop, service, monkeyp
         model.modelReset.connect(lambda: pages.append(model.rowCount()))
         model.rowsInserted.connect(lambda _parent, first, last: pages.append(last - first + 1))
         # The view asks for the next page while its viewport has room for more rows.
-        await until(lambda: model.rowCount() == 5 and not model.canFetchMore(QModelIndex()))
+        await eventually(lambda: model.rowCount() == 5 and not model.canFetchMore(QModelIndex()))
         assert rows(panel) == ids[::-1]  # newest first
         assert pages == [2, 2, 1]
         assert panel.findChild(QTableView, "executionsView").model() is model
 
         pipeline = panel.findChild(QComboBox, "filterPipeline")
-        await until(lambda: pipeline.findData("triage") >= 0)  # the service's pipelines
+        await eventually(lambda: pipeline.findData("triage") >= 0)  # the service's pipelines
         choose(pipeline, "triage")
-        await until(lambda: set(column(panel, PIPELINE)) == {"triage"} and model.rowCount() == 3)
+        await eventually(lambda: set(column(panel, PIPELINE)) == {"triage"} and model.rowCount() == 3)
         assert sorted(rows(panel)) == sorted(ids[:3])
 
         status = panel.findChild(QComboBox, "filterStatus")
         choose(status, "failed")
-        await until(lambda: model.rowCount() == 0)
+        await eventually(lambda: model.rowCount() == 0)
         choose(status, "completed")
-        await until(lambda: model.rowCount() == 3)
+        await eventually(lambda: model.rowCount() == 3)
 
         search = panel.findChild(QLineEdit, "filterText")
         choose(pipeline, None)
         search.setText(ids[4][:10].upper())  # case-insensitive, after a short pause in typing
-        await until(lambda: rows(panel) == [ids[4]])
+        await eventually(lambda: rows(panel) == [ids[4]])
 
         since = panel.findChild(QComboBox, "filterSince")
         since.setCurrentIndex(0)  # last 15 minutes: the service gets a lower bound
         assert abs(panel.current_filter().since - (time.time() - 900)) < 5
-        await until(lambda: rows(panel) == [ids[4]])
+        await eventually(lambda: rows(panel) == [ids[4]])
         search.clear()
-        await until(lambda: model.rowCount() == 5)
+        await eventually(lambda: model.rowCount() == 5)
         panel.stop()
 
     qloop.run_until_complete(scenario())
@@ -108,7 +100,7 @@ def test_live_runs_are_inserted_and_updated_without_a_reset(qtbot, qloop, servic
         first = (await service.run("triage", TRIAGE)).execution_id
         panel, hub = make_panel(qtbot, service)
         model = panel.model
-        await until(lambda: model.rowCount() == 1)
+        await eventually(lambda: model.rowCount() == 1)
         view = panel.findChild(QTableView, "executionsView")
         view.selectRow(0)
         assert hub.execution_id == first
@@ -118,18 +110,18 @@ def test_live_runs_are_inserted_and_updated_without_a_reset(qtbot, qloop, servic
         # A paused run shows as paused, then completed once resumed.
         await service.set_breakpoint("triage", "route")
         started = await service.run("triage", TRIAGE, RunOptions(wait=False))
-        await until(lambda: model.rowCount() == 2)
+        await eventually(lambda: model.rowCount() == 2)
         assert rows(panel)[0] == started.execution_id
-        await until(lambda: model.index(0, STATUS).data() == "paused")
+        await eventually(lambda: model.index(0, STATUS).data() == "paused")
         await service.resume(started.execution_id)
-        await until(lambda: model.index(0, STATUS).data() == "completed")
+        await eventually(lambda: model.index(0, STATUS).data() == "completed")
         assert model.execution(0).duration_ms is not None
 
         # A burst of runs lands as inserts at the top, newest first.
         burst = [(await service.run("create-order", ORDER)).execution_id for _ in range(5)]
-        await until(lambda: model.rowCount() == 7)
+        await eventually(lambda: model.rowCount() == 7)
         assert rows(panel)[:5] == burst[::-1]
-        await until(lambda: column(panel, STATUS)[:5] == ["completed"] * 5)
+        await eventually(lambda: column(panel, STATUS)[:5] == ["completed"] * 5)
         assert resets == []
         assert panel.selected_id() == first and hub.execution_id == first
         panel.stop()
@@ -141,12 +133,12 @@ def test_live_runs_respect_the_filter(qtbot, qloop, service):
     async def scenario() -> None:
         panel, _ = make_panel(qtbot, service)
         pipeline = panel.findChild(QComboBox, "filterPipeline")
-        await until(lambda: pipeline.findData("triage") >= 0)
+        await eventually(lambda: pipeline.findData("triage") >= 0)
         choose(pipeline, "triage")
         await asyncio.sleep(0.05)
         await service.run("create-order", ORDER)
         kept = (await service.run("triage", TRIAGE)).execution_id
-        await until(lambda: rows(panel) == [kept])
+        await eventually(lambda: rows(panel) == [kept])
         await asyncio.sleep(0.3)  # past a coalescing interval: the other run never lands
         assert rows(panel) == [kept]
         panel.stop()
@@ -160,7 +152,7 @@ def test_selecting_rows_and_links_drives_the_hub(qtbot, qloop, service):
         replay = await service.replay(original, ReplayOptions(breakpoints=False))
         panel, hub = make_panel(qtbot, service)
         model = panel.model
-        await until(lambda: model.rowCount() == 2)
+        await eventually(lambda: model.rowCount() == 2)
         assert rows(panel) == [replay.execution_id, original]
         view = panel.findChild(QTableView, "executionsView")
 

@@ -5,10 +5,7 @@ Each test is one coroutine on the qasync loop (see test_executions_panel.py for 
 
 from __future__ import annotations
 
-import asyncio
 import json
-import time
-from collections.abc import Callable
 
 from PySide6.QtCore import QItemSelectionModel, QModelIndex, Qt
 from PySide6.QtGui import QAction, QGuiApplication
@@ -21,18 +18,11 @@ from app.executions.inspector import Inspector
 from app.executions.json_tree import PAGE, PREVIEW, TOOLTIP, JsonTreeModel
 from app.selection import SelectionHub
 from engine.service.models import RunOptions
+from tests.app.support import eventually
 
 TRIAGE = {"id": "T-1", "severity": 9, "product": "billing"}
 USERS = {"users": [{"name": "ada", "orders": 2, "age": 30, "email": "a@x"},
                    {"name": "bob", "orders": 1, "age": 17, "email": "b@x"}]}
-
-
-async def until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.01)
 
 
 def make_inspector(qtbot, service, hub: SelectionHub) -> Inspector:  # type: ignore[no-untyped-def]
@@ -79,7 +69,7 @@ def test_inspector_shows_the_selected_step_run_and_the_execution(qtbot, qloop, s
 
         fan_out = await first_run(service, eid, "fan-out")
         hub.select_step_run(eid, "fan-out", fan_out.seq)
-        await until(lambda: "events" in top_keys(model))
+        await eventually(lambda: "events" in top_keys(model))
         assert top_keys(model) == ["input", "output", "events"]
         results = model.value()["output"]["results"]
         assert [(r["name"], r["score"]) for r in results] == [("ADA", 23), ("BOB", 11)]
@@ -93,15 +83,15 @@ def test_inspector_shows_the_selected_step_run_and_the_execution(qtbot, qloop, s
         # An iteration of a loop step: the one that was selected, by its start seq.
         rows = [r for r in (await service.timeline(eid)).steps if r.path == "fan-out/row"]
         hub.select_step_run(eid, "fan-out/row", rows[1].seq)
-        await until(lambda: model.value().get("output", {}).get("name") == "BOB")
+        await eventually(lambda: model.value().get("output", {}).get("name") == "BOB")
         assert "iteration 1" in inspector.findChild(QLabel, "inspectorTitle").text()
 
         hub.select_step_run(eid, "fan-in", 0)  # by path only (an editor node): its first run
-        await until(lambda: model.value().get("output", {}).get("total") == 34)
+        await eventually(lambda: model.value().get("output", {}).get("total") == 34)
         assert inspector.seq == (await first_run(service, eid, "fan-in")).seq
 
         hub.select_step_run(eid, "", 0)  # no step: the execution's trigger, output and error
-        await until(lambda: top_keys(model) == ["trigger", "output"])
+        await eventually(lambda: top_keys(model) == ["trigger", "output"])
         assert model.value()["trigger"] == USERS
         assert model.value()["output"] == result.output
         assert not inspector.findChild(QAction, "mockFromOutput").isEnabled()
@@ -121,7 +111,7 @@ def test_a_large_output_is_paged_lazily_and_copied_as_json(qtbot, qloop, service
         model = tree.model()
         classify = await first_run(service, eid, "classify")
         hub.select_step_run(eid, "classify", classify.seq)
-        await until(lambda: "output" in top_keys(model))
+        await eventually(lambda: "output" in top_keys(model))
 
         output = child(model, QModelIndex(), "output")
         listed = child(model, output, "items")
@@ -136,7 +126,7 @@ def test_a_large_output_is_paged_lazily_and_copied_as_json(qtbot, qloop, service
         assert model.index(2 * PAGE - 1, 1, listed).data().startswith('{"n": 399')
         # Expanding the "more" row in the view loads the next page the same way.
         tree.expand(model.index(2 * PAGE, 0, listed))
-        await until(lambda: model.rowCount(listed) == 3 * PAGE + 1)
+        await eventually(lambda: model.rowCount(listed) == 3 * PAGE + 1)
         assert model.rowCount(child(model, listed, "[0]")) == 0  # items stay unexpanded
 
         # Copy as JSON: the selected subtree, complete and valid.
@@ -166,7 +156,7 @@ def test_long_strings_are_cut_in_the_view_and_whole_in_the_copy(qtbot, qloop, se
         tree = inspector.findChild(QTreeView, "inspectorTree")
         model = tree.model()
         hub.select_execution(eid)
-        await until(lambda: "trigger" in top_keys(model))
+        await eventually(lambda: "trigger" in top_keys(model))
         cell = child(model, child(model, QModelIndex(), "trigger"), "id")
         shown = cell.siblingAtColumn(1).data()
         assert len(shown) < PREVIEW + 30 and "100,000 chars" in shown
@@ -187,10 +177,10 @@ def test_turning_an_output_into_a_mock(qtbot, qloop, service):
         make_mock = inspector.findChild(QAction, "mockFromOutput")
         classify = await first_run(service, eid, "classify")
         hub.select_step_run(eid, "classify", classify.seq)
-        await until(make_mock.isEnabled)
+        await eventually(make_mock.isEnabled)
         assert await service.list_mocks() == []
         make_mock.trigger()
-        await until(lambda: "Mock created" in status_text(inspector))
+        await eventually(lambda: "Mock created" in status_text(inspector))
         mocks = await service.list_mocks("triage")
         assert [(m.step, m.mode, m.output, m.source_execution_id) for m in mocks] == [
             ("classify", "recorded", model.value()["output"], eid)]
@@ -223,35 +213,35 @@ def test_event_list_pages_filters_by_type_and_selects_step_runs(qtbot, qloop, se
         inspector = make_inspector(qtbot, service, hub)
         table = events.findChild(QTableView, "eventTable")
         hub.select_execution(eid)
-        await until(lambda: events.model.rowCount() > 0 and not events.model.loading)
+        await eventually(lambda: events.model.rowCount() > 0 and not events.model.loading)
         assert events.model.rowCount() < len(stored)  # read by pages of 10 ...
         while events.model.canFetchMore(QModelIndex()):  # ... as the view scrolls down
             table.scrollToBottom()
             events.model.fetchMore(QModelIndex())
-            await until(lambda: not events.model.loading)
+            await eventually(lambda: not events.model.loading)
         assert [e.seq for e in shown_events(events)] == [e.seq for e in stored]
 
         types = events.findChild(QComboBox, "eventTypeFilter")
         assert {types.itemData(i) for i in range(types.count())} == {None} | {e.type for e in stored}
         types.setCurrentIndex(types.findData("step.output"))
         outputs = [e.seq for e in stored if e.type == "step.output"]
-        await until(lambda: [e.seq for e in shown_events(events)] == outputs and events.model.exhausted)
+        await eventually(lambda: [e.seq for e in shown_events(events)] == outputs and events.model.exhausted)
 
         # Selecting an event selects its step run: its path and the seq of its start.
         row = next(r for r, e in enumerate(shown_events(events)) if e.data["path"] == "route")
         table.selectRow(row)
         route = await first_run(service, eid, "route")
         assert (hub.execution_id, hub.step_path, hub.seq) == (eid, "route", route.seq)
-        await until(lambda: inspector.run is not None and inspector.run.path == "route"
+        await eventually(lambda: inspector.run is not None and inspector.run.path == "route"
                     and "output" in top_keys(inspector.model))
 
         types.setCurrentIndex(types.findData(None))
-        await until(lambda: events.model.rowCount() > 0 and not events.model.loading)
+        await eventually(lambda: events.model.rowCount() > 0 and not events.model.loading)
         reply = await first_run(service, eid, "reply")
         assert events.model.row_of_seq(reply.seq) < 0  # not read yet
         # A step run chosen elsewhere selects its step.started row here, reading up to it.
         hub.select_step_run(eid, "reply", reply.seq)
-        await until(lambda: events.selected_event() is not None)
+        await eventually(lambda: events.selected_event() is not None)
         selected = events.selected_event()
         assert (selected.type, selected.seq) == ("step.started", reply.seq)
 
@@ -267,13 +257,13 @@ def test_event_list_follows_a_running_execution(qtbot, qloop, service):
         events = make_event_list(qtbot, service, hub)
         inspector = make_inspector(qtbot, service, hub)
         hub.select_execution(eid)
-        await until(lambda: any(e.type == "debug.paused" for e in shown_events(events)))
+        await eventually(lambda: any(e.type == "debug.paused" for e in shown_events(events)))
         count = len(shown_events(events))
         assert inspector.model.value() == {"trigger": TRIAGE, "output": None}
         await service.resume(eid)
-        await until(lambda: shown_events(events)[-1].type == "execution.completed")
+        await eventually(lambda: shown_events(events)[-1].type == "execution.completed")
         # The inspector showing the execution picks up its output when it ends.
-        await until(lambda: (inspector.model.value()["output"] or {}).get("priority") == "urgent")
+        await eventually(lambda: (inspector.model.value()["output"] or {}).get("priority") == "urgent")
         seqs = [e.seq for e in shown_events(events)]
         assert seqs == list(range(1, len(seqs) + 1)) and len(seqs) > count  # no gap, no repeat
         assert seqs == [e.seq for e in await service.events(eid)]

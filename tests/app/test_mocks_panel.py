@@ -4,10 +4,7 @@ checking what ``service.list_mocks`` says and, for a few, what a run does."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-import time
-from collections.abc import Callable
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
@@ -20,28 +17,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app import asyncqt
 from app.mocks.add_dialog import MockAddDialog
 from app.mocks.mocks_model import ENABLED, STEP
 from app.mocks.mocks_panel import MocksPanel
 from app.selection import SelectionHub
+from tests.app.support import settle
 
 TICKET = {"id": "T-9", "severity": 9, "product": "billing"}
-
-
-def wait_until(loop: asyncio.AbstractEventLoop, condition: Callable[[], bool], timeout: float = 8.0) -> None:
-    async def poll() -> None:
-        deadline = time.monotonic() + timeout
-        while not condition():
-            if time.monotonic() > deadline:
-                raise AssertionError("condition not met in time")
-            await asyncio.sleep(0.01)
-
-    loop.run_until_complete(poll())
-
-
-def settle(loop: asyncio.AbstractEventLoop) -> None:
-    wait_until(loop, lambda: asyncqt.pending() == 0)
 
 
 def make_panel(qtbot, service, loop) -> MocksPanel:  # type: ignore[no-untyped-def]
@@ -88,7 +70,7 @@ def test_add_edit_switch_mode_disable_and_remove(qtbot, qloop, service) -> None:
     settle(qloop)
     assert accepted == [True]
     assert mocks(qloop, service) == [("triage", "classify", "fixed", {"priority": "low"}, None, True)]
-    assert panel.selected_ids() == [panel.model.mock(0).id]  # the new mock opens in the editor
+    assert panel.selected_ids() == [panel.model.item(0).id]  # the new mock opens in the editor
     assert json.loads(value_editor(panel).toPlainText()) == {"priority": "low"}
 
     run = qloop.run_until_complete(service.run("triage", TICKET))
@@ -153,7 +135,7 @@ def test_unsaved_edits_survive_switching_and_clear_asks_first(qtbot, qloop, serv
         qloop.run_until_complete(service.set_mock(pipeline, step, output=output))
     panel = make_panel(qtbot, service, qloop)
     assert panel.model.rowCount() == 3
-    ids = {(m.pipeline, m.step): m.id for m in panel.model.mocks()}
+    ids = {(m.pipeline, m.step): m.id for m in panel.model.items()}
 
     panel.select([ids[("triage", "classify")]])
     value_editor(panel).setPlainText('{"priority": "half-typed"')
@@ -172,7 +154,7 @@ def test_unsaved_edits_survive_switching_and_clear_asks_first(qtbot, qloop, serv
     pipelines = panel.findChild(QComboBox, "mocksFilterPipeline")
     pipelines.setCurrentIndex(pipelines.findData("triage"))
     settle(qloop)
-    assert sorted(m.step for m in panel.model.mocks()) == ["auto-reply", "classify"]
+    assert sorted(m.step for m in panel.model.items()) == ["auto-reply", "classify"]
 
     panel.findChild(QPushButton, "mocksClear").click()
     box = panel.findChild(QMessageBox, "mocksClearConfirm")

@@ -4,40 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Iterator
 
 import pytest
 from PySide6.QtWidgets import QCheckBox, QComboBox, QLabel, QPushButton, QTableWidget
 
 from app.replay.replay_dialog import MOCK, REUSE, ReplayDialog
 from engine.service.models import ExecutionFilter, RunOptions
+from tests.app.support import finished, until
 
 ORDER = {"sku": "AB-1", "qty": 2}
-
-
-def until(loop: asyncio.AbstractEventLoop, predicate: Callable[[], Any], timeout: float = 10.0) -> None:
-    """Run the loop until ``predicate()`` holds (the timeout only stops a hung test)."""
-
-    async def wait() -> None:
-        deadline = loop.time() + timeout
-        while not predicate():
-            if loop.time() > deadline:
-                raise AssertionError("condition not reached")
-            await asyncio.sleep(0.01)
-
-    loop.run_until_complete(wait())
-
-
-def finished(qloop, service, execution_id: str):  # type: ignore[no-untyped-def]
-    async def wait() -> Any:
-        while True:
-            summary = await service.get_execution(execution_id)
-            if summary.status not in ("running", "paused"):
-                return summary
-            await asyncio.sleep(0.01)
-
-    return qloop.run_until_complete(asyncio.wait_for(wait(), 10))
 
 
 def plan_rows(dialog: ReplayDialog) -> list[tuple[str, str]]:

@@ -7,9 +7,7 @@ pipeline and see its result; plus what happens to bad files and files changed on
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,28 +18,7 @@ from app import asyncqt
 from app.backend import Backend
 from app.settings import Settings
 from app.shell.main_window import MainWindow
-
-
-def until(loop: asyncio.AbstractEventLoop, condition: Callable[[], object], timeout: float = 10.0) -> None:
-    """Run the qasync loop (Qt events and tasks) until ``condition`` holds."""
-
-    async def wait() -> None:
-        deadline = time.monotonic() + timeout
-        while not condition():
-            if time.monotonic() > deadline:
-                raise AssertionError("condition not reached in time")
-            await asyncio.sleep(0.02)
-
-    loop.run_until_complete(wait())
-
-
-def settle(loop: asyncio.AbstractEventLoop) -> None:
-    """Wait until no foreground task of the studio is pending (live streams don't count)."""
-    try:
-        until(loop, lambda: asyncqt.pending() == 0)
-    except AssertionError:
-        names = sorted(t.get_coro().__qualname__ for t in asyncqt._tasks)  # what is stuck
-        raise AssertionError(f"studio tasks still pending: {names}") from None
+from tests.app.support import settle, until
 
 
 @pytest.fixture

@@ -17,8 +17,7 @@ from app.settings import Settings
 from app.shell.main_window import MainWindow
 from engine.client import RemoteService
 from engine.service.models import RunOptions
-from tests.app.test_connections import LoopbackServer, free_port
-from tests.app.test_studio import settle, until
+from tests.app.support import LoopbackServer, free_port, settle, until
 
 
 @pytest.fixture(autouse=True)
