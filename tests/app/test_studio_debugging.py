@@ -171,3 +171,62 @@ def test_every_pane_works_against_a_remote_server(qloop, server, workspace: Path
         window.close()
         window.deleteLater()
         qloop.run_until_complete(remote.aclose())
+
+
+def test_a_step_run_chosen_anywhere_selects_its_node_in_the_editor(window: MainWindow, workspace: Path,
+                                                                    qloop):
+    editor = window.open_file(workspace / "fanout.yaml")
+    assert editor is not None
+    service = window.backend.service
+    users = [{"name": "ada", "email": "a@x", "orders": 7, "age": 36}]
+    run = qloop.run_until_complete(service.run("score-users", {"users": users}))
+    window.open_execution(run.execution_id)
+    until(qloop, lambda: window.timeline.model is not None and not window.timeline.loading)
+    window.hub.select_step_run(run.execution_id, "fan-out/row", 0)  # as a timeline bar click does
+    until(qloop, lambda: editor.graph.selected_steps() == ["fan-out/row"])
+    until(qloop, lambda: window.inspector.run is not None and window.inspector.run.path == "fan-out/row")
+
+
+def test_a_dead_letter_opens_its_failed_execution(window: MainWindow, qloop):
+    failed = qloop.run_until_complete(window.backend.service.run("fetch-quote", {"sku": "ABC-1"}))
+    window.dlq.refresh()
+    until(qloop, lambda: window.dlq.model.rowCount() == 1)
+    window.dlq.open_execution(failed.execution_id)
+    until(qloop, lambda: window.timeline.execution_id == failed.execution_id and not window.timeline.loading)
+    assert window.hub.execution_id == failed.execution_id
+    assert any(lane.label == "quote" for lane in window.timeline.lanes())
+
+
+def test_switching_profiles_moves_every_pane_to_the_server(qloop, server, workspace: Path, tmp_path: Path):
+    from app.connections.connection_manager import ConnectionManager
+    from app.connections.profiles import Profile, ProfileStore
+    from app.connections.secrets import SecretStore
+
+    url, key = server
+    manager = ConnectionManager(ProfileStore(tmp_path / "profiles.json"),
+                                SecretStore(tmp_path / "secrets.json", backend=None))
+    window = MainWindow(Settings(tmp_path / "switch.ini"), workspace, connections=manager)
+    try:
+        window.show()
+        local = Profile(name="Local", kind="embedded", store=f"sqlite:///{tmp_path / 'local.db'}")
+        qloop.run_until_complete(manager.connect(local))
+        until(qloop, lambda: window.backend is not None and window.backend.embedded)
+        manager.save_profile(Profile(name="Team", kind="remote", url=url), api_key=key)
+        remote_run = None
+
+        async def switch() -> None:
+            nonlocal remote_run
+            service = await manager.connect(manager.store.get("Team"))
+            remote_run = await service.run("create-order", {"sku": "AB-1", "qty": 2})
+
+        qloop.run_until_complete(switch())
+        until(qloop, lambda: window.backend is not None and not window.backend.embedded)
+        assert window.connection_status is not None and "Team" in window.connection_status.text()
+        window.executions.refresh()
+        until(qloop, lambda: window.executions.model.rowCount() == 1)  # the server's run, not the local ones
+        assert window.executions.model.execution(0).id == remote_run.execution_id
+    finally:
+        settle(qloop)
+        window.close()
+        window.deleteLater()
+        qloop.run_until_complete(manager.close())
