@@ -347,13 +347,13 @@ class ExecutionRun:
         vars = scope.vars
         try:
             if prepared.if_ is not None and not truthy(prepared.if_.render(vars)):
-                return self._skip(step, path, "if")
+                return self._skip(step, path, "if", iteration)
             if prepared.skip_if is not None and truthy(prepared.skip_if.render(vars)):
-                return self._skip(step, path, "skip_if")
+                return self._skip(step, path, "skip_if", iteration)
         except ExpressionError as exc:
             return self._on_error(step, path, scope, StepError(str(exc), type="expression"))
         if self.hooks is not None and await self.hooks.before_step(self, step, path, scope) == "skip":
-            return self._skip(step, path, "debugger")
+            return self._skip(step, path, "debugger", iteration)
 
         policy = step.retry
         attempts = policy.max_attempts if policy else 1
@@ -369,9 +369,11 @@ class ExecutionRun:
                             policy.max_delay)
                 if policy.jitter:
                     delay *= 1 + random.uniform(-policy.jitter, policy.jitter)
-                self.emit("step.retrying", {"step": step.name, "path": path, "attempt": attempt + 1,
-                                            "delay_ms": round(delay * 1000, 3),
-                                            "error": retry.error.to_dict()})
+                data = {"step": step.name, "path": path, "attempt": attempt + 1,
+                        "delay_ms": round(delay * 1000, 3), "error": retry.error.to_dict()}
+                if iteration is not None:  # concurrent iterations share a path
+                    data["iteration"] = iteration
+                self.emit("step.retrying", data)
                 await asyncio.sleep(delay)
                 attempt += 1
             except StepError as error:
@@ -383,13 +385,16 @@ class ExecutionRun:
             self.compensations.append((step, path, scope, output))
         return Outcome(output=output, stop=result.stop, jump=result.jump, response=result.response)
 
-    def _skip(self, step: StepDef, path: str, reason: str) -> Outcome:
-        seq = self.emit("step.skipped", {"step": step.name, "path": path, "reason": reason})
+    def _skip(self, step: StepDef, path: str, reason: str, iteration: int | None) -> Outcome:
+        data: dict[str, Any] = {"step": step.name, "path": path, "reason": reason}
+        if iteration is not None:  # a loop's skipped sub-step belongs to its iteration
+            data["iteration"] = iteration
+        seq = self.emit("step.skipped", data)
         if self.recorder is not None:
             now = time.time()
             self._save_run(StepRunRecord(self.record.id, path, step.name, step.type, seq,
-                                         status="skipped", started_at=now, ended_at=now,
-                                         duration_ms=0.0))
+                                         iteration=iteration or 0, status="skipped", started_at=now,
+                                         ended_at=now, duration_ms=0.0))
         return Outcome(skipped=True)
 
     def _on_error(self, step: StepDef, path: str, scope: Scope, error: StepError) -> Outcome:
@@ -480,9 +485,11 @@ class ExecutionRun:
 
     async def _mocked(self, step: StepDef, path: str, mock: MockAnswer,
                       run: StepRunRecord | None) -> StepResult:
-        self.emit("step.mocked", {"step": step.name, "path": path, "mock_id": mock.id})
-        if run is not None:
+        data: dict[str, Any] = {"step": step.name, "path": path, "mock_id": mock.id}
+        if run is not None:  # name the run exactly, as the events after step.started do
+            data.update(started_seq=run.seq, iteration=run.iteration, attempt=run.attempt)
             run.flags.append("mocked")
+        self.emit("step.mocked", data)
         if mock.delay_ms:
             await asyncio.sleep(mock.delay_ms / 1000)
         if mock.error is not None:

@@ -450,3 +450,22 @@ pipelines:
     rows = sqlite3.connect(tmp_path / "events.db").execute(
         "SELECT pipeline, step, execution_id, error, max_retries FROM dlq_entries").fetchall()
     assert rows == [("p", "boom", ex.id, "cannot handle 9", 5)]
+
+
+async def test_a_skipped_substep_belongs_to_its_iteration(tmp_path: Path) -> None:
+    yaml = """
+pipelines:
+  p:
+    steps:
+      - name: loop
+        type: step.foreach
+        config:
+          collection: "{{ [1, 2, 3] }}"
+          steps:
+            - {name: odd-only, type: step.set, if: "{{ .item % 2 == 1 }}", config: {values: {x: 1}}}
+"""
+    execution, events, timeline = await run(tmp_path, yaml)
+    assert execution.status == "completed"
+    skipped = [(r.iteration, r.status) for r in timeline if r.step == "odd-only"]
+    assert sorted(skipped) == [(0, "completed"), (1, "skipped"), (2, "completed")]
+    assert [e.data["iteration"] for e in events if e.type == "step.skipped"] == [1]
