@@ -9,10 +9,11 @@ output panel.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from pathlib import Path
 
 from PySide6.QtCore import QByteArray, Qt, Signal
-from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QUndoGroup
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QDockWidget,
     QFileDialog,
@@ -20,7 +21,6 @@ from PySide6.QtWidgets import (
     QLabel,
     QMainWindow,
     QMessageBox,
-    QTabWidget,
     QWidget,
 )
 
@@ -33,7 +33,6 @@ from app.connections.status import ConnectionStatus
 from app.debugger.breakpoints_panel import BreakpointsPanel
 from app.debugger.pane import DebuggerPane
 from app.dlq.dlq_panel import DlqPanel
-from app.editor.document import PipelineDocument
 from app.editor.outline import TypeShape
 from app.editor.palette import StepPalette
 from app.editor.pipeline_editor import PipelineEditor
@@ -51,6 +50,7 @@ from app.run.run_dialog import RunDialog
 from app.selection import SelectionHub
 from app.settings import Settings
 from app.shell.command_palette import CommandPalette
+from app.shell.editor_area import EditorArea
 from app.workspace.problems import ProblemsPanel
 from app.workspace.tree import WorkspaceTree
 from app.workspace.watcher import FileWatcher
@@ -71,16 +71,17 @@ class MainWindow(QMainWindow):
         self.settings = settings
         self.workspace = workspace
         self.backend: Backend | None = None
-        self.undo_group = QUndoGroup(self)
-        self.watcher = FileWatcher(self)
         self._problem_files: dict[str, list[DiagnosticInfo]] = {}
 
-        self.tabs = QTabWidget(objectName="editorTabs")
-        self.tabs.setTabsClosable(True)
-        self.tabs.setMovable(True)
-        self.tabs.setDocumentMode(True)
-        self.tabs.tabCloseRequested.connect(self.close_tab)
-        self.tabs.currentChanged.connect(self._tab_changed)
+        self.tabs = EditorArea()
+        self.undo_group = self.tabs.undo_group
+        self.tabs.editorOpened.connect(self._editor_opened)
+        self.tabs.editorChanged.connect(self._editor_changed)
+        self.tabs.fileSaved.connect(self._file_saved)
+        self.tabs.fileGone.connect(self._file_gone)
+        self.tabs.openFilesChanged.connect(self._remember_open_files)
+        self.tabs.failed.connect(self._show_error)
+        self.tabs.status.connect(lambda text: self.statusBar().showMessage(text, 4000))
         self.welcome = QLabel(objectName="welcome")
         self.welcome.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.welcome.setText("<h2>Workflow Studio</h2><p>Open a pipeline file from the workspace "
@@ -146,15 +147,13 @@ class MainWindow(QMainWindow):
         self.tree.set_root(workspace)
         self.tree.openRequested.connect(self.open_file)
         self.tree.fileRenamed.connect(self._file_renamed)
-        self.tree.fileDeleted.connect(self._file_deleted_by_us)
+        self.tree.fileDeleted.connect(self.tabs.file_deleted)
         self.problems.jumpRequested.connect(self.jump_to)
         self.problems.countsChanged.connect(self._counts_changed)
         self.palette.insertRequested.connect(self.insert_step_type)
         self.properties.currentStepChanged.connect(self._panel_moved)
         self.properties.problemActivated.connect(
             lambda line, col: (e := self.current_editor()) is not None and e.go_to(line, col))
-        self.watcher.changedOnDisk.connect(self._changed_on_disk)
-        self.watcher.deletedOnDisk.connect(self._deleted_on_disk)
         asyncqt.errors.reported.connect(self._show_error)
         self.output.executionRequested.connect(self.open_execution)
         self.dlq.openExecution.connect(self.open_execution)
@@ -168,7 +167,7 @@ class MainWindow(QMainWindow):
         self.hub.stepRunSelected.connect(self._step_run_selected)
         for pane in (self.executions, self.inspector, self.events, self.dlq, self.mocks):
             pane.statusMessage.connect(lambda text: self.statusBar().showMessage(text, 5000))
-        self._update_title()
+        self._editor_changed()
         self._counts_changed(0, 0)
 
     # ------------------------------------------------------------------ building
@@ -201,7 +200,7 @@ class MainWindow(QMainWindow):
         self.act_open = a("&Open Folder…", self.open_folder_dialog, "Ctrl+Shift+O", "open-folder",
                           "actionOpenFolder")
         self.act_save = a("&Save", self.save_current, S.Save, "save", "actionSave")
-        self.act_save_all = a("Save A&ll", self.save_all, "Ctrl+Alt+S", "", "actionSaveAll")
+        self.act_save_all = a("Save A&ll", self.tabs.save_all, "Ctrl+Alt+S", "", "actionSaveAll")
         self.act_close = a("&Close Tab", lambda: self.close_tab(self.tabs.currentIndex()), S.Close,
                            "", "actionCloseTab")
         self.act_quit = a("&Quit", self.close, S.Quit, "", "actionQuit")
@@ -304,197 +303,70 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------------ tabs and files
 
+    @property
+    def watcher(self) -> FileWatcher:
+        return self.tabs.watcher
+
     def editors(self) -> list[PipelineEditor]:
-        return [w for i in range(self.tabs.count())
-                if isinstance(w := self.tabs.widget(i), PipelineEditor)]
+        return self.tabs.editors()
 
     def current_editor(self) -> PipelineEditor | None:
-        widget = self.tabs.currentWidget()
-        return widget if isinstance(widget, PipelineEditor) else None
+        return self.tabs.current_editor()
 
     def editor_for(self, path: Path) -> PipelineEditor | None:
-        path = path.resolve()
-        for editor in self.editors():
-            if editor.path is not None and editor.path.resolve() == path:
-                return editor
-        return None
+        return self.tabs.editor_for(path)
 
     def open_file(self, path: Path) -> PipelineEditor | None:
-        path = Path(path)
-        existing = self.editor_for(path)
-        if existing is not None:
-            self.tabs.setCurrentWidget(existing)
-            return existing
-        try:
-            document = PipelineDocument.load(path)
-        except (OSError, UnicodeDecodeError) as exc:
-            self._show_error("Cannot open the file", f"{path}: {asyncqt.describe(exc)}")
-            return None
-        document.set_shapes(self.shapes())
-        editor = PipelineEditor(document, self.backend.type_infos if self.backend else [])
-        editor.stepSelected.connect(self._step_selected)
-        editor.graph.breakpointToggleRequested.connect(self._toggle_breakpoint)
-        editor.validateRequested.connect(lambda e=editor: self.validate_editor(e))
-        editor.yaml.cursorLineChanged.connect(lambda line: self.cursor_label.setText(f"Ln {line}"))
-        document.modifiedChanged.connect(lambda _m, e=editor: self._update_tab(e))
-        document.pathChanged.connect(lambda _p, e=editor: self._update_tab(e))
-        self.undo_group.addStack(document.undo_stack)
-        index = self.tabs.addTab(editor, icon("new-file"), path.name)
-        self.tabs.setTabToolTip(index, str(path))
-        self.tabs.setCurrentIndex(index)
-        self.watcher.watch(path)
-        editor.set_diagnostics(self._problem_files.get(str(path), []))
-        self._breakpoints_changed(self.breakpoints.breakpoints())
-        self.validate_editor(editor)
-        self._remember_open_files()
-        return editor
-
-    def _update_tab(self, editor: PipelineEditor) -> None:
-        index = self.tabs.indexOf(editor)
-        if index < 0 or editor.path is None:
-            return
-        mark = "● " if editor.document.is_modified() else ""
-        self.tabs.setTabText(index, f"{mark}{editor.path.name}")
-        self._update_title()
-
-    def _update_title(self) -> None:
-        editor = self.current_editor()
-        name = editor.path.name if editor and editor.path else ""
-        mark = "*" if editor and editor.document.is_modified() else ""
-        self.setWindowTitle(" — ".join(p for p in (f"{name}{mark}", self.workspace.name,
-                                                    "Workflow Studio") if p))
-
-    def _tab_changed(self, _index: int) -> None:
-        editor = self.current_editor()
-        if editor is not None:
-            self.undo_group.setActiveStack(editor.document.undo_stack)
-            self.cursor_label.setText(f"Ln {editor.yaml.current_line()}")
-            pipeline = editor.current_pipeline()
-            self.properties.show_step(editor.document, pipeline or "", None)
-        else:
-            self.properties.show_step(None, "", None)  # type: ignore[arg-type]
-        self._update_title()
+        return self.tabs.open_file(path, self.shapes(), self.backend.type_infos if self.backend else [])
 
     def close_tab(self, index: int) -> bool:
-        editor = self.tabs.widget(index)
-        if not isinstance(editor, PipelineEditor):
-            return True
-        if editor.document.is_modified():
-            name = editor.path.name if editor.path else "the file"
-            answer = QMessageBox.question(
-                self, "Unsaved changes", f"Save the changes to {name}?",
-                QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Discard
-                | QMessageBox.StandardButton.Cancel, QMessageBox.StandardButton.Save)
-            if answer == QMessageBox.StandardButton.Cancel:
-                return False
-            if answer == QMessageBox.StandardButton.Save and not self.save_editor(editor):
-                return False
-        self._drop_editor(editor)
-        return True
-
-    def _drop_editor(self, editor: PipelineEditor) -> None:
-        if editor.path is not None:
-            self.watcher.unwatch(editor.path)
-        self.undo_group.removeStack(editor.document.undo_stack)
-        self.tabs.removeTab(self.tabs.indexOf(editor))
-        editor.deleteLater()
-        self._remember_open_files()
+        return self.tabs.close_tab(index)
 
     def save_editor(self, editor: PipelineEditor) -> bool:
-        path = editor.path
-        if path is None:
-            return False
-        try:
-            editor.document.save()
-        except OSError as exc:
-            self._show_error("Cannot save", f"{path}: {asyncqt.describe(exc)}. Your text is kept; "
-                             "fix the folder or its permissions and save again.")
-            return False
-        self.watcher.saved(path)
-        editor.banner.hide()
-        if self.backend is not None:
-            asyncqt.spawn(self.backend.sync_file(path, editor.document.text), what="Loading the file")
-        self.statusBar().showMessage(f"Saved {path.name}", 3000)
-        return True
+        return self.tabs.save_editor(editor)
 
     def save_current(self) -> None:
         editor = self.current_editor()
         if editor is not None:
             self.save_editor(editor)
 
-    def save_all(self) -> None:
-        for editor in self.editors():
-            if editor.document.is_modified():
-                self.save_editor(editor)
+    def _editor_opened(self, editor: PipelineEditor) -> None:
+        """Route a new tab's signals and give it what the window knows."""
+        editor.stepSelected.connect(self._step_selected)
+        editor.graph.breakpointToggleRequested.connect(self._toggle_breakpoint)
+        editor.validateRequested.connect(lambda e=editor: self.validate_editor(e))
+        editor.yaml.cursorLineChanged.connect(lambda line: self.cursor_label.setText(f"Ln {line}"))
+        if editor.path is not None:
+            editor.set_diagnostics(self._problem_files.get(str(editor.path), []))
+        self._breakpoints_changed(self.breakpoints.breakpoints())
+        self.validate_editor(editor)
 
-    # ------------------------------------------------------------------ disk changes
-
-    def _changed_on_disk(self, path: Path) -> None:
-        editor = self.editor_for(path)
-        if editor is None:
-            return
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            self._show_error("Cannot reload", f"{path}: {asyncqt.describe(exc)}")
-            return
-        if text == editor.document.text:
-            return
-        if not editor.document.is_modified():
-            editor.document.reload(text)
-            self.statusBar().showMessage(f"Reloaded {path.name}: it changed on disk", 4000)
-            if self.backend is not None:
-                asyncqt.spawn(self.backend.sync_file(path, text), what="Loading the file")
-            return
-        editor.banner.show_message(f"{path.name} changed on disk and you have unsaved edits.",
-                                   ("Reload from disk", lambda: self._reload_from_disk(editor)),
-                                   ("Keep my version", lambda: None))
-
-    def _reload_from_disk(self, editor: PipelineEditor) -> None:
-        if editor.path is None:
-            return
-        try:
-            text = editor.path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            self._show_error("Cannot reload", f"{editor.path}: {asyncqt.describe(exc)}")
-            return
-        editor.document.reload(text)  # undoable: the user's version is one Ctrl+Z away
-
-    def _deleted_on_disk(self, path: Path) -> None:
-        editor = self.editor_for(path)
-        if self.backend is not None:
-            asyncqt.spawn(self.backend.forget_file(path), what="Unloading the file")
-        if editor is None:
-            return
-        editor.banner.show_message(f"{path.name} was deleted on disk. Your text is kept: "
-                                   "save to write it again, or close the tab.",
-                                   ("Save again", lambda: self.save_editor(editor)),
-                                   ("Close", lambda: self._drop_editor(editor)))
-
-    def _file_renamed(self, old: Path, new: Path) -> None:
-        editor = self.editor_for(old)
-        if self.backend is not None:
-            asyncqt.spawn(self.backend.forget_file(old), what="Unloading the file")
-            try:
-                text = new.read_text(encoding="utf-8")
-            except (OSError, UnicodeDecodeError):
-                text = None
-            if text is not None:
-                asyncqt.spawn(self.backend.sync_file(new, text), what="Loading the file")
+    def _editor_changed(self) -> None:
+        editor = self.current_editor()
         if editor is not None:
-            self.watcher.unwatch(old)
-            editor.document.path = new
-            editor.document.pathChanged.emit(str(new))
-            self.watcher.watch(new)
-            self.tabs.setTabToolTip(self.tabs.indexOf(editor), str(new))
+            self.cursor_label.setText(f"Ln {editor.yaml.current_line()}")
+            self.properties.show_step(editor.document, editor.current_pipeline() or "", None)
+        else:
+            self.properties.show_step(None, "", None)
+        name = editor.path.name if editor and editor.path else ""
+        mark = "*" if editor and editor.document.is_modified() else ""
+        self.setWindowTitle(" — ".join(p for p in (f"{name}{mark}", self.workspace.name,
+                                                    "Workflow Studio") if p))
 
-    def _file_deleted_by_us(self, path: Path) -> None:
-        editor = self.editor_for(path)
-        if editor is not None:
-            self._drop_editor(editor)
+    def _file_saved(self, path: Path, text: str) -> None:
+        if self.backend is not None:
+            asyncqt.spawn(self.backend.sync_file(path, text), what="Loading the file")
+
+    def _file_gone(self, path: Path) -> None:
         self.problems.clear(str(path))
         if self.backend is not None:
             asyncqt.spawn(self.backend.forget_file(path), what="Unloading the file")
+
+    def _file_renamed(self, old: Path, new: Path) -> None:
+        self.tabs.file_renamed(old, new)
+        self._file_gone(old)
+        with contextlib.suppress(OSError, UnicodeDecodeError):  # a folder, or unreadable: nothing
+            self._file_saved(new, new.read_text(encoding="utf-8"))
 
     # ------------------------------------------------------------------ validation
 
@@ -758,7 +630,7 @@ class MainWindow(QMainWindow):
         self.settings.set_last_workspace(folder)
         if self.backend is not None:
             asyncqt.spawn(self.backend.load_workspace(folder), what="Loading the workspace")
-        self._update_title()
+        self._editor_changed()
 
     def _fill_recent(self) -> None:
         self.recent_menu.clear()
