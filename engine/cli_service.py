@@ -361,7 +361,8 @@ async def _dlq(args: argparse.Namespace) -> int:
     async with _service(args) as service:
         if action == "list":
             entries = await service.list_dlq(_validated(lambda: DlqFilter(
-                pipeline=args.pipeline, status=args.status, limit=args.limit), "dlq list"))
+                pipeline=args.pipeline, status=args.status, text=args.text, limit=args.limit),
+                "dlq list"))
             if args.json:
                 print(dump([_model(e) for e in entries]))
             elif not entries:
@@ -654,6 +655,7 @@ def add_commands(sub: Any, store_help: str) -> None:
     p = actions.add_parser("list", parents=[common, as_json], help="entries, newest first")
     p.add_argument("--pipeline")
     p.add_argument("--status", help="pending, retrying, resolved or discarded")
+    p.add_argument("--text", help="in the id, pipeline, step, execution or error (any case)")
     p.add_argument("--limit", type=int, default=100)
     p = actions.add_parser("stats", parents=[common, as_json], help="entry counts by status")
     p = actions.add_parser("show", parents=[common], help="one entry as JSON")

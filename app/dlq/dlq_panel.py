@@ -103,9 +103,11 @@ class DlqPanel(QWidget):
         self.pipeline_filter.addItem("All pipelines", None)
         self.pipeline_filter.setMinimumContentsLength(14)
         self.text_filter = QLineEdit(objectName="dlqFilterText")
-        self.text_filter.setPlaceholderText("Search error, payload, ids…")
+        self.text_filter.setPlaceholderText("Search errors, pipelines, steps, ids…")
         self.text_filter.setClearButtonEnabled(True)
         self.text_filter.textChanged.connect(self._text_changed)
+        self._text_timer = QTimer(self, singleShot=True, interval=300)
+        self._text_timer.timeout.connect(self.refresh)
         refresh = QToolButton(objectName="dlqRefresh")
         refresh.setIcon(icon("reset"))
         refresh.setToolTip("Reload the dead-letter queue")
@@ -224,7 +226,7 @@ class DlqPanel(QWidget):
 
     def current_filter(self) -> DlqFilter:
         return DlqFilter(status=self.status_filter.currentData(), pipeline=self.pipeline_filter.currentData(),
-                         limit=LIMIT)
+                         text=self.text_filter.text().strip() or None, limit=LIMIT)
 
     def refresh(self) -> None:
         """Reload the entries and the counts."""
@@ -271,7 +273,8 @@ class DlqPanel(QWidget):
         self.stats = stats
 
     def _text_changed(self, text: str) -> None:
-        self.proxy.set_text(text)
+        self.proxy.set_text(text)  # at once over what is loaded
+        self._text_timer.start()  # then the store's answer, beyond the loaded page
 
     # ------------------------------------------------------------------ selection and inspection
 

@@ -31,8 +31,9 @@ router = APIRouter()
 async def list_dlq(service: Service,
                    pipeline: Annotated[str | None, Query(max_length=200)] = None,
                    status: Annotated[str | None, Query(max_length=32)] = None,
+                   text: Annotated[str | None, Query(max_length=200)] = None,
                    limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[DlqEntry]:
-    return await service.list_dlq(DlqFilter(pipeline=pipeline, status=status, limit=limit))
+    return await service.list_dlq(DlqFilter(pipeline=pipeline, status=status, text=text, limit=limit))
 
 
 @router.get("/dlq/stats", tags=["dead-letter queue"], dependencies=needs("read"))

@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import jsonpatch
-from sqlalchemy import Connection, and_, delete, func, select, update
+from sqlalchemy import Connection, and_, delete, func, or_, select, update
 
 from engine.service.errors import Conflict, InvalidInput, NotFound
 from engine.service.models import DlqEntry, DlqFilter, DlqRetryResult, RunResult
@@ -81,7 +81,7 @@ class DlqManager:
     # ------------------------------------------------------------------ reading
 
     def list(self, filter: DlqFilter | None = None) -> builtins.list[DlqEntry]:
-        """Entries newest first, filtered by pipeline and status."""
+        """Entries newest first, filtered by pipeline, status and text (case-insensitive)."""
         f = filter if filter is not None else DlqFilter.model_validate({})
         t = models.dlq_entries
         conds = self._scope()
@@ -92,6 +92,9 @@ class DlqManager:
                 raise InvalidInput(f"unknown DLQ status {f.status!r}: use one of "
                                    f"{', '.join(STATUSES)}")
             conds.append(t.c.status == f.status)
+        if f.text:
+            conds.append(or_(*(column.icontains(f.text, autoescape=True) for column in
+                               (t.c.id, t.c.pipeline, t.c.step, t.c.execution_id, t.c.error))))
         query = (select(t).where(and_(True, *conds))
                  .order_by(t.c.created.desc(), t.c.id.desc()).limit(f.limit))
         with self.store.read() as conn:

@@ -245,6 +245,7 @@ class Mock(BaseModel):
 class DlqFilter(BaseModel):
     pipeline: str | None = None
     status: str | None = None  # pending | retrying | resolved | discarded
+    text: str | None = Field(None, max_length=200)  # in the id, pipeline, step, execution or error
     limit: int = Field(100, ge=1, le=1000)
 
 

@@ -33,6 +33,16 @@ async def test_list_stats_get(service: StudioService) -> None:
     assert len(await service.list_dlq(DlqFilter(limit=1))) == 1
 
 
+async def test_list_by_text(service: StudioService) -> None:
+    ids = await park(service, "A", "B")
+    # case-insensitive, in the error, the pipeline or an id; LIKE wildcards are plain text
+    assert len(await service.list_dlq(DlqFilter(text="NEGATIVE"))) == 2
+    assert len(await service.list_dlq(DlqFilter(text="scre"))) == 2
+    assert [e.id for e in await service.list_dlq(DlqFilter(text=ids["B"][:10]))] == [ids["B"]]
+    assert await service.list_dlq(DlqFilter(text="%")) == []
+    assert await service.list_dlq(DlqFilter(text="no such entry")) == []
+
+
 async def test_retry_with_a_patch_and_progress(service: StudioService) -> None:
     ids = await park(service, "A", "B")
     reports: list[tuple[int, int]] = []

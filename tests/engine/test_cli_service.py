@@ -258,6 +258,8 @@ def test_dlq_list_stats_and_retry_after_the_fix(world: World) -> None:
     code, out, _ = world.cli("dlq", "list", "--pipeline", "ingest")
     assert code == 0 and out.splitlines()[0].split()[:3] == ["id", "created", "status"]
     assert out.count("no such table: items") == 2
+    code, out, _ = world.cli("dlq", "list", "--text", by_name["pear"][:12], "--json")
+    assert code == 0 and [e["id"] for e in json.loads(out)] == [by_name["pear"]]
     code, out, _ = world.cli("dlq", "stats")
     assert out.strip() == "pending 2  retrying 0  resolved 0  discarded 0  total 2"
     code, out, _ = world.cli("dlq", "show", by_name["apple"][:8])
