@@ -51,6 +51,9 @@ class MockBook:
         if delay_ms < 0:
             raise InvalidInput("delay_ms must not be negative")
         existing = self._index_all().get((tenant, pipeline, step))
+        if (source_execution_id is None and existing is not None and existing.mode == mode
+                and existing.output == output):
+            source_execution_id = existing.source_execution_id  # switched or delayed: still recorded
         mock = Mock(id=existing.id if existing else uuid.uuid4().hex[:12], pipeline=pipeline,
                     step=step, mode=mode, output=output, error=error if mode == "error" else None,
                     delay_ms=delay_ms, enabled=enabled,

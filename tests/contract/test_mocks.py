@@ -40,6 +40,11 @@ async def test_capture_a_mock_from_an_execution_and_clear(service: StudioService
     assert captured.output == {"total": 20} and captured.source_execution_id == ran.execution_id
     # The captured output answers the step whatever the input.
     assert (await service.run("order", {"qty": 7})).output == {"gross": 30.0, "qty": 7}
+    # switched off and on it is still the recorded answer; a new value is not
+    off = await service.set_mock("order", "price", mode="recorded", output={"total": 20}, enabled=False)
+    assert off.source_execution_id == ran.execution_id and not off.enabled
+    edited = await service.set_mock("order", "price", mode="recorded", output={"total": 21})
+    assert edited.source_execution_id is None
 
     await service.set_mock("greet", "hello", output={"greeting": "x"})
     assert await service.clear_mocks("order") == 1
