@@ -11,8 +11,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QByteArray, Qt, Signal
+from PySide6.QtCore import QByteArray, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QDockWidget,
@@ -40,7 +41,6 @@ from app.editor.properties import PropertyPanel
 from app.executions.event_list import EventList
 from app.executions.executions_panel import ExecutionsPanel
 from app.executions.inspector import Inspector
-from app.executions.timeline import TimelinePane
 from app.icons import icon
 from app.mocks.mocks_panel import MocksPanel
 from app.replay.diff_pane import DiffPane
@@ -57,6 +57,9 @@ from app.workspace.watcher import FileWatcher
 from engine import __version__
 from engine.service.models import Breakpoint, DiagnosticInfo
 from engine.service.protocol import StudioService
+
+if TYPE_CHECKING:
+    from app.executions.timeline import TimelinePane
 
 
 class MainWindow(QMainWindow):
@@ -95,7 +98,7 @@ class MainWindow(QMainWindow):
         self.output = OutputPanel()
         self.hub = SelectionHub(self)
         self.executions = ExecutionsPanel(self.hub)
-        self.timeline = TimelinePane(self.hub)
+        self._timeline: TimelinePane | None = None  # built just after the window shows (pyqtgraph)
         self.inspector = Inspector(self.hub)
         self.events = EventList(self.hub)
         self.debugger = DebuggerPane(self.hub)
@@ -103,8 +106,8 @@ class MainWindow(QMainWindow):
         self.dlq = DlqPanel(self.hub)
         self.mocks = MocksPanel(self.hub)
         self.diff = DiffPane(self.hub)
-        self.service_panes = (self.executions, self.timeline, self.inspector, self.events, self.debugger,
-                              self.breakpoints, self.dlq, self.mocks, self.diff)
+        self._service_panes: list[QWidget] = [self.executions, self.inspector, self.events, self.debugger,
+                                              self.breakpoints, self.dlq, self.mocks, self.diff]
         self.docks: dict[str, QDockWidget] = {}
         self._dock("Workspace", self.tree, Qt.DockWidgetArea.LeftDockWidgetArea)
         self._dock("Steps", self.palette, Qt.DockWidgetArea.LeftDockWidgetArea)
@@ -112,7 +115,9 @@ class MainWindow(QMainWindow):
         self._dock("Problems", self.problems, Qt.DockWidgetArea.BottomDockWidgetArea)
         self._dock("Output", self.output, Qt.DockWidgetArea.BottomDockWidgetArea)
         self._dock("Executions", self.executions, Qt.DockWidgetArea.BottomDockWidgetArea)
-        self._dock("Timeline", self.timeline, Qt.DockWidgetArea.BottomDockWidgetArea)
+        self._dock("Timeline", QLabel("Loading the timeline…", alignment=Qt.AlignmentFlag.AlignCenter),
+                   Qt.DockWidgetArea.BottomDockWidgetArea)
+        QTimer.singleShot(0, lambda: self.timeline)
         self._dock("Events", self.events, Qt.DockWidgetArea.BottomDockWidgetArea)
         self._dock("Inspector", self.inspector, Qt.DockWidgetArea.RightDockWidgetArea)
         self._dock("Debugger", self.debugger, Qt.DockWidgetArea.RightDockWidgetArea)
@@ -273,6 +278,25 @@ class MainWindow(QMainWindow):
         for action in (self.act_new, self.act_save, None, self.act_undo, self.act_redo, None,
                        self.act_run, self.act_validate, None, self.act_fit, self.act_layout):
             toolbar.addSeparator() if action is None else toolbar.addAction(action)
+
+    @property
+    def timeline(self) -> TimelinePane:
+        """The timeline pane, built on first use: pyqtgraph and numpy cost a quarter of a
+        second to import, which the window does not wait for."""
+        if self._timeline is None:
+            from app.executions.timeline import TimelinePane
+
+            self._timeline = TimelinePane(self.hub)
+            self._timeline.setMinimumSize(120, 60)
+            self.docks["Timeline"].setWidget(self._timeline)
+            self._service_panes.append(self._timeline)
+            if self.backend is not None:
+                self._timeline.set_service(self.backend.service)
+        return self._timeline
+
+    @property
+    def service_panes(self) -> list[QWidget]:
+        return list(self._service_panes)
 
     # ------------------------------------------------------------------ backend
 
