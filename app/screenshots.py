@@ -199,6 +199,7 @@ async def _execution_scenes(window: object, backend: object, save: object) -> No
     dialog.close()
 
     # the debugger: a conditional breakpoint stops a big order at `price`
+    w.resizeDocks([w.docks["Problems"]], [300], Qt.Orientation.Vertical)
     await w.breakpoints.add_breakpoint("create-order", "price", ".qty > 5")
     started = await svc.run("create-order", {"sku": "ABC-9", "qty": 12}, RunOptions(wait=False))
     await _wait(lambda: any(p.execution_id == started.execution_id
@@ -210,11 +211,12 @@ async def _execution_scenes(window: object, backend: object, save: object) -> No
     await _settle(None, 20)
     save(w, "debugging")
     save(w.debugger, "debugger-pane")
+    w.resizeDocks([w.docks["Problems"]], [440], Qt.Orientation.Vertical)
     w.docks["Breakpoints"].raise_()
     await _settle(None)
     save(w.breakpoints, "breakpoints-panel")
-    await svc.resume(started.execution_id, "continue")
     w.resizeDocks([w.docks["Problems"]], [240], Qt.Orientation.Vertical)
+    await svc.resume(started.execution_id, "continue")
     if w.connections is not None:
         from app.connections.connection_dialog import ConnectionDialog
 

@@ -294,7 +294,10 @@ class Inspector(QWidget):
                 return
             step_run = next((r for r in timeline.steps if r.path == path), None)
             if step_run is None:
-                self._show_message(f"Step {path!r} did not run in execution {execution_id[:8]}")
+                self._show_message(
+                    f"Step {path!r} has not run yet: execution {execution_id[:8]} is {summary.status}"
+                    if summary.status in ("running", "paused")
+                    else f"Step {path!r} did not run in execution {execution_id[:8]}")
                 return
             seq = self.seq = step_run.seq
         record = self.run = StepRunRecord(path, seq)
