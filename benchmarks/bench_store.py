@@ -272,7 +272,10 @@ def build_big_store(events: int = 1_000_000) -> None:
             for s in range(5):
                 st.append((eid, f"s{s}", f"s{s}", "step.set", 2 + s * 4, 0, 1, "completed",
                            started, started, 1.0, None, 10, None))
-        conn.executemany("INSERT INTO executions VALUES (" + ",".join("?" * 15) + ")", ex)
+        conn.executemany("INSERT INTO executions (id, pipeline, status, trigger_type, trigger_payload,"
+                         " started_at, ended_at, duration_ms, output, error, definition_hash,"
+                         " parent_id, replay_of, tenant, event_count) VALUES ("
+                         + ",".join("?" * 15) + ")", ex)
         conn.executemany("INSERT INTO execution_events (execution_id, seq, type, data, ts) "
                          "VALUES (?,?,?,?,?)", ev)
         conn.executemany("INSERT INTO step_runs (execution_id, path, step, type, seq, iteration,"

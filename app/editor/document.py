@@ -739,18 +739,25 @@ def _normalize(text: str) -> str:
     return text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
 
 
+def trim_common(removed: str, inserted: str) -> tuple[int, str, str]:
+    """Drop what both sides of a replacement share at each end: (offset of the rest, the
+    rest of ``removed``, the rest of ``inserted``). Keeps cursors in place and lets typing
+    runs merge."""
+    lo = 0
+    limit = min(len(removed), len(inserted))
+    while lo < limit and removed[lo] == inserted[lo]:
+        lo += 1
+    hi = 0
+    while hi < limit - lo and removed[-1 - hi] == inserted[-1 - hi]:
+        hi += 1
+    return lo, removed[lo:len(removed) - hi], inserted[lo:len(inserted) - hi]
+
+
 def _refine(hunks: list[Hunk]) -> list[Hunk]:
-    """Trim the characters a hunk's two sides share at both ends (keeps cursors in place)."""
+    """Each hunk without the characters its two sides share at both ends."""
     out: list[Hunk] = []
     for pos, removed, inserted in hunks:
-        lo = 0
-        limit = min(len(removed), len(inserted))
-        while lo < limit and removed[lo] == inserted[lo]:
-            lo += 1
-        hi = 0
-        while hi < limit - lo and removed[-1 - hi] == inserted[-1 - hi]:
-            hi += 1
-        removed, inserted = removed[lo:len(removed) - hi], inserted[lo:len(inserted) - hi]
+        lo, removed, inserted = trim_common(removed, inserted)
         if removed or inserted:
             out.append((pos + lo, removed, inserted))
     return out

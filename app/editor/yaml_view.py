@@ -33,7 +33,7 @@ from PySide6.QtGui import (
 from PySide6.QtWidgets import QMenu, QPlainTextEdit, QTextEdit, QToolTip, QWidget
 
 from app import theme
-from app.editor.document import PipelineDocument
+from app.editor.document import PipelineDocument, trim_common
 from app.editor.yaml_highlight import YamlHighlighter
 from engine.service.models import DiagnosticInfo
 
@@ -158,14 +158,7 @@ class YamlView(QPlainTextEdit):
         inserted = cursor.selectedText().replace("\u2029", "\n").replace("\u2028", "\n")
         removed = old[pos:end]
         # Qt often reports a whole block; keep only what differs (typing runs merge on that).
-        lo = 0
-        limit = min(len(removed), len(inserted))
-        while lo < limit and removed[lo] == inserted[lo]:
-            lo += 1
-        hi = 0
-        while hi < limit - lo and removed[-1 - hi] == inserted[-1 - hi]:
-            hi += 1
-        removed, inserted = removed[lo:len(removed) - hi], inserted[lo:len(inserted) - hi]
+        lo, removed, inserted = trim_common(removed, inserted)
         if not removed and not inserted:
             return
         pos += lo
