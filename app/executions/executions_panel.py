@@ -58,7 +58,7 @@ NEXT_PAGE: Final = 1000  # rows per page when scrolling (the service's maximum)
 RECENT: Final = 500  # recently started runs remembered for reloads that race with them
 COALESCE_MS: Final = 150  # live changes are applied at most this often
 RECONNECT_S: Final = (0.5, 1.0, 2.0, 5.0)  # waits between live-stream reconnects
-STATUSES: Final = ("running", "paused", "completed", "failed", "cancelled", "compensated")
+STATUSES: Final = ("running", "paused", "completed", "failed", "cancelled", "compensated", "interrupted")
 SINCE: Final = (("Last 15 minutes", 15 * 60.0), ("Last hour", 3600.0), ("Last day", 86400.0),
                 ("All time", None))
 END_STATUS: Final = {"execution.completed": "completed", "execution.failed": "failed",
