@@ -13,13 +13,15 @@ A YAML path is a tuple of mapping keys and list indexes from the document root, 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import Any
 
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from engine.service.models import StepTypeInfo
 
 YamlPath = tuple[str | int, ...]
 
@@ -31,6 +33,11 @@ class TypeShape:
     substep_keys: Mapping[str, str] = field(default_factory=dict)  # key -> list|single|map
     step_refs: frozenset[str] = frozenset()  # dotted config paths naming steps; "*" = any key
     category: str = ""
+
+
+def type_shapes(infos: Iterable[StepTypeInfo]) -> dict[str, TypeShape]:
+    """The shapes of the service's step types (``step_types()``), plugins included."""
+    return {t.name: TypeShape(dict(t.substep_keys), frozenset(t.step_refs), t.category) for t in infos}
 
 
 # Used when the service has not answered yet; the service's answer replaces it.
@@ -227,9 +234,9 @@ def _edges(p: PipelineOutline, shapes: Mapping[str, TypeShape]) -> Iterable[Edge
             continue
         scope = scopes.get(node.parent)
         if scope is None:
-            scope = scopes[node.parent] = _scope_of(p, node)
+            scope = scopes[node.parent] = scope_names(p, node)
         for ref in sorted(shape.step_refs):
-            for label, target in _refs(config, ref.split(".")):
+            for _path, label, target in ref_values(config, ref):
                 target_id = scope.get(target) if isinstance(target, str) else None
                 if target_id is not None:
                     kind = "route" if ref.startswith(("routes", "default", "then", "else")) else "jump"
@@ -246,26 +253,34 @@ def _sibling_lists(p: PipelineOutline) -> Iterable[list[StepNode]]:
         yield from slots.values()
 
 
-def _scope_of(p: PipelineOutline, node: StepNode) -> dict[str, str]:
-    """Names a reference in ``node`` can reach: its siblings' names (and the top level's)."""
+def scope_names(p: PipelineOutline, node: StepNode) -> dict[str, str]:
+    """Step names a reference in ``node`` can reach: its siblings' and the top level's (name -> id)."""
     siblings = p.steps if node.parent is None else p.nodes[node.parent].children
     scope = {s.name: s.id for s in p.steps}
     scope.update({s.name: s.id for s in siblings})
     return scope
 
 
-def _refs(value: Any, parts: list[str], label: str = "") -> Iterable[tuple[str, Any]]:
+def ref_values(config: Any, pattern: str) -> Iterator[tuple[tuple[str, ...], str, Any]]:
+    """The values at a dotted ``step_refs`` pattern of a step's config: (path below config,
+    edge label, value). ``*`` matches every key of a map and labels the edge with it; a
+    plain path is labelled with its first key (``default``, ``merge_step``)."""
+    yield from _walk(config, pattern.split("."), (), "")
+
+
+def _walk(value: Any, parts: list[str], path: tuple[str, ...],
+          label: str) -> Iterator[tuple[tuple[str, ...], str, Any]]:
     if not parts:
-        yield label, value
+        yield path, label, value
         return
     head, rest = parts[0], parts[1:]
     if not isinstance(value, dict):
         return
     if head == "*":
         for key, item in value.items():
-            yield from _refs(item, rest, str(key))
+            yield from _walk(item, rest, (*path, str(key)), str(key))
     elif head in value:
-        yield from _refs(value[head], rest, label or head)
+        yield from _walk(value[head], rest, (*path, head), label or head)
 
 
 def _pairs(node: MappingNode) -> dict[str, Node]:

@@ -34,7 +34,7 @@ from app.connections.status import ConnectionStatus
 from app.debugger.breakpoints_panel import BreakpointsPanel
 from app.debugger.pane import DebuggerPane
 from app.dlq.dlq_panel import DlqPanel
-from app.editor.outline import TypeShape
+from app.editor.outline import TypeShape, type_shapes
 from app.editor.palette import StepPalette
 from app.editor.pipeline_editor import PipelineEditor
 from app.editor.properties import PropertyPanel
@@ -311,7 +311,7 @@ class MainWindow(QMainWindow):
         infos = backend.type_infos
         self.palette.set_type_infos(infos)
         self.properties.set_type_infos(infos)
-        shapes = {t.name: TypeShape(t.substep_keys, frozenset(t.step_refs), t.category) for t in infos}
+        shapes = self.shapes()
         for editor in self.editors():
             editor.document.set_shapes(shapes)
             editor.set_type_infos(infos)
@@ -323,7 +323,7 @@ class MainWindow(QMainWindow):
 
     def shapes(self) -> dict[str, TypeShape]:
         infos = self.backend.type_infos if self.backend else []
-        return {t.name: TypeShape(t.substep_keys, frozenset(t.step_refs), t.category) for t in infos}
+        return type_shapes(infos)
 
     # ------------------------------------------------------------------ tabs and files
 

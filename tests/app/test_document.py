@@ -206,8 +206,9 @@ def test_move_step_into_itself_is_refused(routing: PipelineDocument) -> None:
 
 
 def test_rename_updates_the_references_to_the_step(qapp, workspace: Path, type_infos) -> None:  # type: ignore[no-untyped-def]
-    from app.editor.outline import TypeShape
-    shapes = {t.name: TypeShape(t.substep_keys, frozenset(t.step_refs), t.category) for t in type_infos}
+    from app.editor.outline import type_shapes
+
+    shapes = type_shapes(type_infos)
     doc = PipelineDocument.load(workspace / "routing.yaml", shapes)
     before = doc.text
     doc.rename_step((*STEPS, 6), "bot-reply")

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from app.editor.outline import TypeShape, parse_outline
+from app.editor.outline import parse_outline, type_shapes
 
 
 def test_service_runs_on_the_qt_loop(qloop, service, type_infos):
@@ -13,7 +13,7 @@ def test_service_runs_on_the_qt_loop(qloop, service, type_infos):
 
 
 def test_outline_uses_the_services_shapes(workspace, type_infos):
-    shapes = {t.name: TypeShape(t.substep_keys, frozenset(t.step_refs), t.category) for t in type_infos}
+    shapes = type_shapes(type_infos)
     outline = parse_outline((workspace / "routing.yaml").read_text(), shapes)
     triage = outline.pipelines["triage"]
     kinds = {(e.source, e.target, e.kind, e.label) for e in triage.edges}

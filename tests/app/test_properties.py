@@ -12,7 +12,7 @@ from PySide6.QtWidgets import QCheckBox, QComboBox, QLabel, QLineEdit, QListWidg
 from app.editor.document import PipelineDocument
 from app.editor.form_fields import CommitTextEdit
 from app.editor.jq_field import JqField, check_text
-from app.editor.outline import TypeShape
+from app.editor.outline import type_shapes
 from app.editor.properties import PropertyPanel
 from engine.service.models import DiagnosticInfo
 
@@ -49,7 +49,7 @@ pipelines:
 
 @pytest.fixture
 def shapes(type_infos):
-    return {t.name: TypeShape(t.substep_keys, frozenset(t.step_refs), t.category) for t in type_infos}
+    return type_shapes(type_infos)
 
 
 @pytest.fixture

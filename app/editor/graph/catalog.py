@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from app.editor.outline import FALLBACK_SHAPES, PipelineOutline, StepNode, TypeShape
+from app.editor.outline import FALLBACK_SHAPES, StepNode, TypeShape, ref_values, type_shapes
 from engine.service.models import StepTypeInfo
 
 GENERIC = "generic"
@@ -29,13 +29,7 @@ class RefSlot:
 class TypeCatalog:
     def __init__(self, infos: Iterable[StepTypeInfo] = ()) -> None:
         self.infos: dict[str, StepTypeInfo] = {info.name: info for info in infos}
-        if self.infos:
-            self.shapes: dict[str, TypeShape] = {
-                info.name: TypeShape(dict(info.substep_keys), frozenset(info.step_refs), info.category)
-                for info in self.infos.values()
-            }
-        else:
-            self.shapes = dict(FALLBACK_SHAPES)
+        self.shapes: dict[str, TypeShape] = type_shapes(self.infos.values()) or dict(FALLBACK_SHAPES)
 
     def category(self, type_name: str) -> str:
         shape = self.shapes.get(type_name)
@@ -82,33 +76,11 @@ def ref_slots(node: StepNode, refs: Iterable[str]) -> list[RefSlot]:
     missing: list[RefSlot] = []
     for ref in sorted(refs):
         parts = ref.split(".")
-        hits = list(_walk(config, parts, (), ""))
+        hits = list(ref_values(config, ref))
         found += [RefSlot(path, label, value) for path, label, value in hits]
         if not hits and "*" not in parts:
             missing.append(RefSlot(tuple(parts), parts[-1], None))
     return found + missing
-
-
-def scope_names(p: PipelineOutline, node: StepNode) -> dict[str, str]:
-    """Step names a reference in ``node`` can reach (as the outline resolves them): name -> id."""
-    siblings = p.steps if node.parent is None else p.nodes[node.parent].children
-    scope = {s.name: s.id for s in p.steps}
-    scope.update({s.name: s.id for s in siblings})
-    return scope
-
-
-def _walk(value: Any, parts: list[str], path: tuple[str, ...], label: str):  # type: ignore[no-untyped-def]
-    if not parts:
-        yield path, label, value
-        return
-    head, rest = parts[0], parts[1:]
-    if not isinstance(value, dict):
-        return
-    if head == "*":
-        for key, item in value.items():
-            yield from _walk(item, rest, (*path, str(key)), str(key))
-    elif head in value:
-        yield from _walk(value[head], rest, (*path, head), label or head)
 
 
 def _unique_substeps(value: Any, used: set[str]) -> None:

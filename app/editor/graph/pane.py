@@ -45,14 +45,14 @@ from PySide6.QtWidgets import (
 )
 
 from app.editor.document import EditError, PipelineDocument
-from app.editor.graph.catalog import TypeCatalog, ref_slots, scope_names
+from app.editor.graph.catalog import TypeCatalog, ref_slots
 from app.editor.graph.items import Marks, Problems
 from app.editor.graph.layout import START, GraphLayout, count_steps, layout_pipeline, visible_ancestor
 from app.editor.graph.minimap import Minimap
 from app.editor.graph.scene import PipelineScene
 from app.editor.graph.style import GraphStyle
 from app.editor.graph.view import PipelineView
-from app.editor.outline import Outline, PipelineOutline, StepNode, YamlPath
+from app.editor.outline import Outline, PipelineOutline, StepNode, YamlPath, scope_names
 from engine.service.models import DiagnosticInfo, StepTypeInfo
 
 HINT_MS = 6000

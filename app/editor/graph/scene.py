@@ -12,7 +12,7 @@ from PySide6.QtCore import QPointF, QRectF
 from PySide6.QtGui import QPainterPath
 from PySide6.QtWidgets import QGraphicsScene, QGraphicsSimpleTextItem
 
-from app.editor.graph.catalog import TypeCatalog, scope_names
+from app.editor.graph.catalog import TypeCatalog
 from app.editor.graph.items import (
     LOD_SHAPES,
     EdgeItem,
@@ -31,7 +31,7 @@ from app.editor.graph.items import (
 )
 from app.editor.graph.layout import START, GraphLayout, count_steps
 from app.editor.graph.style import GraphStyle
-from app.editor.outline import PipelineOutline
+from app.editor.outline import PipelineOutline, scope_names
 
 MARGIN = 400.0
 
