@@ -34,6 +34,7 @@ from app import theme
 from app.asyncqt import describe, spawn
 from app.connections.connection_manager import ConnectionManager
 from app.connections.profiles import Profile, ProfileError
+from app.stale import Generation, Token
 from engine.service.errors import ServiceError
 from engine.service.models import VersionInfo
 
@@ -63,7 +64,7 @@ class ConnectionDialog(QDialog):
         self._current: str | None = None  # the saved name being edited (NEW: a new profile)
         self._drafts: dict[str, _Form] = {}
         self._loading = False
-        self._generation = 0  # answers to older tests and connects are dropped
+        self._generation = Generation()  # answers to older tests and connects are dropped
         self._saving = False  # our own save: it reloads the list itself, when it is done
         self._build()
         manager.profilesChanged.connect(self._profiles_changed)
@@ -335,22 +336,22 @@ class ConnectionDialog(QDialog):
         if problems:
             self._say("; ".join(problems), error=True)
             return
-        self._generation += 1
+        generation = self._generation.next()
         self._say(f"Testing {profile.describe()}…")
         self.test_button.setEnabled(False)
-        spawn(self._test(profile, self._key_for_test(), self._generation), what="Testing the connection")
+        spawn(self._test(profile, self._key_for_test(), generation), what="Testing the connection")
 
-    async def _test(self, profile: Profile, key: str, generation: int) -> None:
+    async def _test(self, profile: Profile, key: str, generation: Token) -> None:
         try:
             version = await self.manager.test(profile, key if profile.remote else None)
         except ServiceError as exc:
-            if generation == self._generation:
+            if self._generation.is_current(generation):
                 self._say(f"Failed: {describe(exc)}", error=True)
             return
         finally:
-            if generation == self._generation:
+            if self._generation.is_current(generation):
                 self.test_button.setEnabled(True)
-        if generation == self._generation:
+        if self._generation.is_current(generation):
             self._say(f"OK: {_version_text(version)}", ok=True)
 
     def connect_selected(self) -> None:
@@ -362,21 +363,21 @@ class ConnectionDialog(QDialog):
         profile = self.manager.store.get(self._current or "")
         if profile is None:
             return
-        self._generation += 1
+        generation = self._generation.next()
         self._say(f"Connecting to {profile.describe()}…")
         self.connect_button.setEnabled(False)
-        spawn(self._connect(profile, self._generation), what="Connecting")
+        spawn(self._connect(profile, generation), what="Connecting")
 
-    async def _connect(self, profile: Profile, generation: int) -> None:
+    async def _connect(self, profile: Profile, generation: Token) -> None:
         try:
             await self.manager.connect(profile)
         except ServiceError as exc:
-            if generation == self._generation:
+            if self._generation.is_current(generation):
                 self._say(f"Not connected: {describe(exc)}", error=True)
             return
         finally:
             self.connect_button.setEnabled(True)
-        if generation == self._generation:
+        if self._generation.is_current(generation):
             version = self.manager.version
             self._say(f"Connected: {_version_text(version)}" if version else "Connected", ok=True)
             self.accept()

@@ -36,6 +36,7 @@ from app import asyncqt, theme
 from app.debugger.live import EventFollower
 from app.editor.jq_field import PROGRAM, JqField, check_text
 from app.selection import SelectionHub
+from app.stale import Generation
 from engine.service.errors import ServiceError
 from engine.service.models import Breakpoint, PipelineInfo
 from engine.service.protocol import StudioService
@@ -65,7 +66,7 @@ class BreakpointsPanel(QWidget):
         self._pipelines: list[PipelineInfo] = []
         self._pause_new: set[str] = set()  # pipelines we asked to pause (the service has no getter)
         self._filling = False
-        self._generation = 0  # a reload answered after a newer one started is dropped
+        self._generation = Generation()  # a reload answered after a newer one started is dropped
 
         self.pipeline_combo = QComboBox(objectName="bpPipeline")
         self.pipeline_combo.setMinimumContentsLength(12)
@@ -170,10 +171,9 @@ class BreakpointsPanel(QWidget):
         """Reload the breakpoints from the service; emits ``breakpointsChanged``."""
         if self.service is None:
             return []
-        self._generation += 1
-        generation = self._generation
+        generation = self._generation.next()
         breakpoints = await self.service.list_breakpoints()
-        if generation == self._generation:
+        if self._generation.is_current(generation):
             self._breakpoints = breakpoints
             self._fill()
             self.breakpointsChanged.emit(list(breakpoints))

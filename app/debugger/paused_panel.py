@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
 from app import asyncqt
 from app.debugger.live import DEBUG, TERMINAL, EventFollower
 from app.selection import SelectionHub
+from app.stale import Generation
 from engine.service.models import PausedExecution
 from engine.service.protocol import StudioService
 
@@ -57,7 +58,7 @@ class PausedPanel(QWidget):
         self._paused: list[PausedExecution] = []
         self._current: PausedExecution | None = None
         self._follow: str | None = None  # stepped over: wait for this execution's next pause
-        self._generation = 0
+        self._generation = Generation()
         self._filling = False
 
         self.status = QLabel(objectName="pausedStatus")
@@ -99,10 +100,9 @@ class PausedPanel(QWidget):
         """Reload the paused executions; the current one stays current while it is paused."""
         if self.service is None:
             return []
-        self._generation += 1
-        generation = self._generation
+        generation = self._generation.next()
         paused = await self.service.paused()
-        if generation == self._generation:
+        if self._generation.is_current(generation):
             self._apply(paused)
         return paused
 

@@ -53,6 +53,7 @@ from app.executions.json_tree import JsonTreeModel, JsonTreeView, to_json
 from app.icons import icon
 from app.panes import MessageLine, confirm, merge_names, select_rows, selected_ids, setup_table
 from app.selection import SelectionHub
+from app.stale import Generation, Token
 from engine.service.errors import ServiceError
 from engine.service.models import DlqEntry, DlqFilter, DlqRetryResult
 from engine.service.protocol import StudioService
@@ -76,8 +77,8 @@ class DlqPanel(QWidget):
         self.hub = hub
         self.service: StudioService | None = None
         self.busy = False  # a retry, resolve, discard or purge is running
-        self._generation = 0  # answers to older list requests are dropped
-        self._detail_generation = 0
+        self._generation = Generation()  # answers to older list requests are dropped
+        self._detail_generation = Generation()
         self.stats: dict[str, int] = {}  # the last counts by status
         self.shown_entry: DlqEntry | None = None  # the entry the detail shows
         self.last_results: list[DlqRetryResult] = []  # of the last retry
@@ -214,7 +215,7 @@ class DlqPanel(QWidget):
     def set_service(self, service: StudioService | None) -> None:
         """Show ``service``'s dead-letter queue (None: nothing)."""
         self.service = service
-        self._generation += 1
+        self._generation.invalidate()
         self.model.reset([])
         self._show_detail(None)
         self.stats_label.setText("")
@@ -232,22 +233,21 @@ class DlqPanel(QWidget):
         """Reload the entries and the counts."""
         if self.service is None:
             return
-        self._generation += 1
-        spawn(self._load(self.service, self._generation), what="Listing the dead-letter queue")
+        spawn(self._load(self.service, self._generation.next()), what="Listing the dead-letter queue")
 
     def _auto_refresh(self) -> None:
         if self.isVisible() and not self.busy:
             self.refresh()
 
-    async def _load(self, service: StudioService, generation: int) -> None:
+    async def _load(self, service: StudioService, generation: Token) -> None:
         try:
             entries = await service.list_dlq(self.current_filter())
             stats = await service.dlq_stats()
         except ServiceError as exc:
-            if generation == self._generation:
+            if self._generation.is_current(generation):
                 self.message.say(f"Could not list the dead-letter queue: {describe(exc)}", error=True)
             return
-        if generation != self._generation or service is not self.service:
+        if not self._generation.is_current(generation) or service is not self.service:
             return
         selected = self.selected_ids()
         self.model.reset(entries)
@@ -297,24 +297,24 @@ class DlqPanel(QWidget):
         self._update_actions()
         entries = self.selected_entries()
         if len(entries) == 1 and self.service is not None:
-            self._detail_generation += 1
+            generation = self._detail_generation.next()
             self._show_detail(entries[0])
-            spawn(self._fetch_detail(self.service, entries[0].id, self._detail_generation),
+            spawn(self._fetch_detail(self.service, entries[0].id, generation),
                   what="Reading the DLQ entry")
         elif len(entries) > 1:
             self._show_detail(None, f"{len(entries)} entries selected")
         else:
             self._show_detail(None)
 
-    async def _fetch_detail(self, service: StudioService, entry_id: str, generation: int) -> None:
+    async def _fetch_detail(self, service: StudioService, entry_id: str, generation: Token) -> None:
         """The entry as the service has it now (the list may be a few seconds old)."""
         try:
             entry = await service.get_dlq(entry_id)
         except ServiceError as exc:
-            if generation == self._detail_generation:
+            if self._detail_generation.is_current(generation):
                 self.message.say(f"Could not read entry {entry_id}: {describe(exc)}", error=True)
             return
-        if generation == self._detail_generation and service is self.service:
+        if self._detail_generation.is_current(generation) and service is self.service:
             self.model.replace(entry)
             self._show_detail(entry)
             self._update_actions()

@@ -40,6 +40,7 @@ from app.executions.json_tree import preview
 from app.executions.support import cancel_all, named
 from app.panes import setup_table
 from app.selection import SelectionHub
+from app.stale import Generation, Token
 from app.tables import ROOT, ColumnsModel, Index
 from engine.service.errors import ServiceError
 from engine.service.models import Event
@@ -212,7 +213,7 @@ class EventList(QWidget):
         self.service: StudioService | None = None
         self.execution_id = ""
         self.status = ""
-        self._generation = 0
+        self._generation = Generation()
         self._types_seen: set[str] = set()
         self._tail: asyncio.Task[Any] | None = None
         self._tail_buffer: list[Event] = []
@@ -267,7 +268,7 @@ class EventList(QWidget):
     def show_execution(self, execution_id: str) -> None:
         """Read the first page of ``execution_id``'s events ("" clears the list)."""
         self._stop_tail()
-        self._generation += 1
+        generation = self._generation.next()
         self._seek = None
         if execution_id != self.execution_id:
             self._types_seen = set()
@@ -281,7 +282,7 @@ class EventList(QWidget):
         self.model.loading = loading  # until the first page: a step selected meanwhile waits
         self.info.clear()
         if loading and self.service is not None:
-            self._spawn(self._load_first(self.service, self._generation, execution_id),
+            self._spawn(self._load_first(self.service, generation, execution_id),
                         "Reading events")
 
     def refresh(self) -> None:
@@ -292,15 +293,15 @@ class EventList(QWidget):
         self._tasks.append(task)
         task.add_done_callback(lambda t: self._tasks.remove(t) if t in self._tasks else None)
 
-    async def _load_first(self, service: StudioService, generation: int, execution_id: str) -> None:
+    async def _load_first(self, service: StudioService, generation: Token, execution_id: str) -> None:
         try:
             summary = await service.get_execution(execution_id)
         except ServiceError as exc:
-            if generation == self._generation:
+            if self._generation.is_current(generation):
                 self.model.reset()
                 self.info.setText(describe(exc))
             return
-        if generation != self._generation:
+        if not self._generation.is_current(generation):
             return
         self.status = summary.status
         self.model.reset(summary.started_at, exhausted=False)
@@ -311,18 +312,18 @@ class EventList(QWidget):
         if self.service is None or not self.execution_id:
             self.model.loading = False
             return
-        self._spawn(self._read_page(self.service, self._generation), "Reading events")
+        self._spawn(self._read_page(self.service, self._generation.token), "Reading events")
 
-    async def _read_page(self, service: StudioService, generation: int) -> None:
+    async def _read_page(self, service: StudioService, generation: Token) -> None:
         wanted = self.selected_type()
         try:
             page = await service.events(self.execution_id, after_seq=self.model.last_seq(),
                                         types=[wanted] if wanted else None, limit=PAGE)
         except BaseException:
-            if generation == self._generation:
+            if self._generation.is_current(generation):
                 self.model.loading = False
             raise
-        if generation != self._generation:
+        if not self._generation.is_current(generation):
             return
         self.model.loading = False
         if len(page) < PAGE:
@@ -362,7 +363,7 @@ class EventList(QWidget):
 
     # ------------------------------------------------------------------ live tail
 
-    def _start_tail(self, service: StudioService, generation: int) -> None:
+    def _start_tail(self, service: StudioService, generation: Token) -> None:
         if self._tail is None:
             self._tail = spawn(self._follow(service, generation, self.execution_id,
                                             self.model.last_seq()), what="Following events",
@@ -375,12 +376,12 @@ class EventList(QWidget):
             self._tail = None
         self._tail_buffer.clear()
 
-    async def _follow(self, service: StudioService, generation: int, execution_id: str,
+    async def _follow(self, service: StudioService, generation: Token, execution_id: str,
                       after_seq: int) -> None:
         wanted = self.selected_type()
         try:
             async for event in service.subscribe(execution_id, after_seq):
-                if generation != self._generation or not isValid(self):
+                if not self._generation.is_current(generation) or not isValid(self):
                     return
                 if wanted is None or event.type == wanted:
                     self._tail_buffer.append(event)
@@ -389,10 +390,10 @@ class EventList(QWidget):
                 if event.type in TERMINAL:
                     self.status = "ended"
         except ServiceError as exc:
-            if generation == self._generation and isValid(self):
+            if self._generation.is_current(generation) and isValid(self):
                 self.statusMessage.emit(f"Live events stopped: {describe(exc)}")
         finally:
-            if generation == self._generation and isValid(self):
+            if self._generation.is_current(generation) and isValid(self):
                 self._tail = None
                 self._flush_tail()
 

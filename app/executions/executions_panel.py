@@ -49,6 +49,7 @@ from app.executions.support import cancel_all, named
 from app.icons import icon
 from app.panes import fill_names, setup_table
 from app.selection import SelectionHub
+from app.stale import Generation, Token
 from engine.service.errors import ServiceError, Unavailable
 from engine.service.models import Event, ExecutionFilter, ExecutionSummary
 from engine.service.protocol import StudioService
@@ -77,7 +78,7 @@ class ExecutionsPanel(QWidget):
         self.setObjectName("executionsPanel")
         self.hub = hub
         self.service: StudioService | None = None
-        self._generation = 0  # bumped by every reload: answers to older requests are dropped
+        self._generation = Generation()  # bumped by every reload: answers to older requests are dropped
         self._live: asyncio.Task[Any] | None = None
         self._new: dict[str, ExecutionSummary] = {}  # live inserts waiting for the next flush
         self._changes: dict[str, dict[str, Any]] = {}  # live updates waiting for the next flush
@@ -162,12 +163,12 @@ class ExecutionsPanel(QWidget):
         """Show ``service``'s executions (None: show nothing) and follow its live runs."""
         self.stop()
         self.service = service
-        self._generation += 1
+        self._generation.invalidate()
         self.model.reset([], None)
         if service is None:
             self._update_count()
             return
-        spawn(self._load_pipelines(service, self._generation), what="Listing pipelines")
+        spawn(self._load_pipelines(service), what="Listing pipelines")
         self.refresh()
         self._live = spawn(self._follow(service), what="Following executions", background=True)
         self._live_tasks.append(self._live)
@@ -187,8 +188,7 @@ class ExecutionsPanel(QWidget):
         self._text_timer.stop()
         if self.service is None:
             return
-        self._generation += 1
-        spawn(self._load_first(self.service, self._generation), what="Listing executions")
+        spawn(self._load_first(self.service, self._generation.next()), what="Listing executions")
 
     def current_filter(self, limit: int | None = None, cursor: str | None = None) -> ExecutionFilter:
         since = self.since_filter.currentData()
@@ -198,22 +198,22 @@ class ExecutionsPanel(QWidget):
                                since=time.time() - since if since else None,
                                text=text or None, limit=limit or FIRST_PAGE, cursor=cursor)
 
-    async def _load_pipelines(self, service: StudioService, generation: int) -> None:
+    async def _load_pipelines(self, service: StudioService) -> None:
         pipelines = await service.list_pipelines()
         if service is not self.service:
             return
         current = self.pipeline_filter.currentData()
         fill_names(self.pipeline_filter, {p.name for p in pipelines} | ({current} if current else set()))
 
-    async def _load_first(self, service: StudioService, generation: int) -> None:
+    async def _load_first(self, service: StudioService, generation: Token) -> None:
         self.count_label.setText("Loading…")
         try:
             page = await service.list_executions(self.current_filter())
         except ServiceError as exc:
-            if generation == self._generation:
+            if self._generation.is_current(generation):
                 self.count_label.setText(f"Could not list executions: {describe(exc)}")
             raise
-        if generation != self._generation or service is not self.service:
+        if not self._generation.is_current(generation) or service is not self.service:
             return  # a newer filter or another service asked since
         self.model.reset(page.items, page.next_cursor)
         newest = page.items[0].started_at if page.items else 0.0
@@ -228,17 +228,17 @@ class ExecutionsPanel(QWidget):
         if self.service is None or self.model.next_cursor is None:
             self.model.loading = False
             return
-        spawn(self._load_page(self.service, self._generation, self.model.next_cursor),
+        spawn(self._load_page(self.service, self._generation.token, self.model.next_cursor),
               what="Listing executions")
 
-    async def _load_page(self, service: StudioService, generation: int, cursor: str) -> None:
+    async def _load_page(self, service: StudioService, generation: Token, cursor: str) -> None:
         try:
             page = await service.list_executions(self.current_filter(NEXT_PAGE, cursor))
         except BaseException:
-            if generation == self._generation:
+            if self._generation.is_current(generation):
                 self.model.loading = False
             raise
-        if generation != self._generation or service is not self.service:
+        if not self._generation.is_current(generation) or service is not self.service:
             return
         self.model.append_page(page.items, page.next_cursor)
         self._update_count()
@@ -364,17 +364,17 @@ class ExecutionsPanel(QWidget):
             self.model.update(eid, **change)
         if self._wanted and self.service is not None:
             wanted, self._wanted = list(self._wanted)[:100], set()
-            spawn(self._fetch_finished(self.service, self._generation, wanted),
+            spawn(self._fetch_finished(self.service, self._generation.token, wanted),
                   what="Reading executions")
 
-    async def _fetch_finished(self, service: StudioService, generation: int, ids: list[str]) -> None:
+    async def _fetch_finished(self, service: StudioService, generation: Token, ids: list[str]) -> None:
         found = []
         for eid in ids:
             try:
                 found.append(await service.get_execution(eid))
             except ServiceError:
                 continue  # gone meanwhile (purged, another tenant): nothing to show
-        if generation == self._generation and service is self.service and found:
+        if self._generation.is_current(generation) and service is self.service and found:
             self._insert_top(sorted(found, key=lambda s: (s.started_at, s.id), reverse=True))
 
     def _insert_top(self, items: list[ExecutionSummary]) -> None:

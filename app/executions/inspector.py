@@ -28,6 +28,7 @@ from app.asyncqt import describe, spawn
 from app.executions.json_tree import JsonTreeModel, JsonTreeView, to_json
 from app.executions.support import cancel_all, named
 from app.selection import SelectionHub
+from app.stale import Generation, Token
 from engine.service.errors import ServiceError
 from engine.service.models import Event, ExecutionSummary, StepRun
 from engine.service.protocol import StudioService
@@ -136,7 +137,7 @@ class Inspector(QWidget):
         self.seq = 0
         self.pipeline = ""
         self.run: StepRunRecord | None = None
-        self._generation = 0
+        self._generation = Generation()
         self._tasks: list[asyncio.Task[Any]] = []
         self._build()
         hub.executionSelected.connect(self._execution_selected)
@@ -199,7 +200,7 @@ class Inspector(QWidget):
     def show_step_run(self, execution_id: str, path: str, seq: int) -> None:
         """Show one step run (``path`` "" shows the execution itself)."""
         self._cancel()
-        self._generation += 1
+        generation = self._generation.next()
         self.execution_id, self.step_path, self.seq = execution_id, path, seq
         self.run = None
         self.mock_action.setEnabled(False)
@@ -210,18 +211,18 @@ class Inspector(QWidget):
             return
         self._show_message("Reading…")
         if path:
-            self._spawn(partial(self._load_step, self.service, self._generation, execution_id, path, seq))
+            self._spawn(partial(self._load_step, self.service, generation, execution_id, path, seq))
         else:
-            self._spawn(partial(self._load_execution, self.service, self._generation, execution_id))
+            self._spawn(partial(self._load_execution, self.service, generation, execution_id))
 
     def _spawn(self, job: Callable[[], Awaitable[None]], *, background: bool = False) -> None:
         # A factory, not a coroutine: a task cancelled before it starts never creates it.
-        task = spawn(self._guarded(job, self._generation), what="Reading the execution",
+        task = spawn(self._guarded(job, self._generation.token), what="Reading the execution",
                      background=background)
         self._tasks.append(task)
         task.add_done_callback(lambda t: self._tasks.remove(t) if t in self._tasks else None)
 
-    async def _guarded(self, job: Callable[[], Awaitable[None]], generation: int) -> None:
+    async def _guarded(self, job: Callable[[], Awaitable[None]], generation: Token) -> None:
         """Service errors (an execution purged meanwhile, a server gone) become a message."""
         try:
             await job()
@@ -233,12 +234,12 @@ class Inspector(QWidget):
         for task in list(self._tasks):
             task.cancel()
 
-    def _current(self, generation: int) -> bool:
-        return isValid(self) and generation == self._generation
+    def _current(self, generation: Token) -> bool:
+        return isValid(self) and self._generation.is_current(generation)
 
     # ------------------------------------------------------------------ execution
 
-    async def _load_execution(self, service: StudioService, generation: int, execution_id: str) -> None:
+    async def _load_execution(self, service: StudioService, generation: Token, execution_id: str) -> None:
         summary = await service.get_execution(execution_id)
         if not self._current(generation):
             return
@@ -246,7 +247,7 @@ class Inspector(QWidget):
         if summary.status in ("running", "paused"):  # show the output once it ends
             self._spawn(partial(self._await_end, service, generation, execution_id), background=True)
 
-    async def _await_end(self, service: StudioService, generation: int, execution_id: str) -> None:
+    async def _await_end(self, service: StudioService, generation: Token, execution_id: str) -> None:
         """Wait for the run's end (a paused run may wait long), then show its outcome. The
         stream is re-opened every few seconds from the stored count, so an end recorded
         between reading the summary and subscribing cannot be missed."""
@@ -281,7 +282,7 @@ class Inspector(QWidget):
 
     # ------------------------------------------------------------------ step run
 
-    async def _load_step(self, service: StudioService, generation: int, execution_id: str,
+    async def _load_step(self, service: StudioService, generation: Token, execution_id: str,
                          path: str, seq: int) -> None:
         summary = await service.get_execution(execution_id)
         if not self._current(generation):
@@ -324,7 +325,7 @@ class Inspector(QWidget):
         if not record.ended and summary.status in ("running", "paused"):
             await self._follow_step(service, generation, execution_id, record, after, summary, step_run)
 
-    async def _follow_step(self, service: StudioService, generation: int, execution_id: str,
+    async def _follow_step(self, service: StudioService, generation: Token, execution_id: str,
                            record: StepRunRecord, after: int, summary: ExecutionSummary,
                            step_run: StepRun | None) -> None:
         """A running step: show its events as they come, until it (or the execution) ends."""

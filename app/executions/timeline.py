@@ -60,6 +60,7 @@ from app.executions.timeline_style import (
     timeline_style,
 )
 from app.selection import SelectionHub
+from app.stale import Generation, Token
 from engine.service.errors import ServiceError, Unavailable
 from engine.service.models import Event, StepRun
 from engine.service.protocol import StudioService
@@ -93,7 +94,7 @@ class TimelinePane(QWidget):
         self.execution_id = ""
         self.state = ViewState()
         self._target = ""  # the execution being loaded or shown
-        self._generation = 0  # bumps per load: stale loads and streams stop touching the view
+        self._generation = Generation()  # bumps per load: stale loads and streams stop touching the view
         self._choices: dict[tuple[Any, ...], bool] = {}  # lane key -> expanded, by the user
         self._follow = True
         self._user_moved_x = False
@@ -210,7 +211,7 @@ class TimelinePane(QWidget):
         self.clear()
 
     def clear(self, message: str = "No execution selected.") -> None:
-        self._generation += 1
+        self._generation.invalidate()
         self.stop_live()
         self.execution_id = self._target = ""
         self.state.model = None
@@ -225,8 +226,7 @@ class TimelinePane(QWidget):
 
     async def load(self, execution_id: str) -> None:
         """Show ``execution_id``; follow it live when it is still running (and follow is on)."""
-        self._generation += 1
-        generation = self._generation
+        generation = self._generation.next()
         self.stop_live()
         self._target = execution_id
         service = self.service
@@ -243,7 +243,7 @@ class TimelinePane(QWidget):
         finally:
             self._loading -= 1
 
-    async def _load(self, execution_id: str, generation: int, service: StudioService) -> None:
+    async def _load(self, execution_id: str, generation: Token, service: StudioService) -> None:
         try:
             timeline = await service.timeline(execution_id)
             events: list[Event] = []
@@ -252,18 +252,18 @@ class TimelinePane(QWidget):
                 page = await service.events(execution_id, after_seq=after, types=MARKER_EVENTS,
                                             limit=EVENT_PAGE)
                 events.extend(page)
-                if len(page) < EVENT_PAGE or generation != self._generation:
+                if len(page) < EVENT_PAGE or not self._generation.is_current(generation):
                     break
                 after = page[-1].seq
         except ServiceError as exc:
-            if generation == self._generation:
+            if self._generation.is_current(generation):
                 self.clear(f"Cannot show execution {execution_id}: {describe(exc)}")
                 self._target = execution_id
             return
-        if generation != self._generation:
+        if not self._generation.is_current(generation):
             return
         model = await asyncio.to_thread(TimelineModel.build, timeline, events)
-        if generation != self._generation:
+        if not self._generation.is_current(generation):
             return
         keep_view = execution_id == self.execution_id and self.state.layout is not None
         self.execution_id = execution_id
@@ -287,7 +287,7 @@ class TimelinePane(QWidget):
             self.stop_live()
         elif self.state.model is not None and self.state.model.running and self._live_task is None:
             self._user_moved_x = False
-            self._start_live(self._generation)
+            self._start_live(self._generation.token)
 
     @property
     def loading(self) -> bool:
@@ -556,7 +556,7 @@ class TimelinePane(QWidget):
 
     # ------------------------------------------------------------------ live
 
-    def _start_live(self, generation: int) -> None:
+    def _start_live(self, generation: Token) -> None:
         self.stop_live()
         model = self.state.model
         if self.service is None or model is None:
@@ -568,17 +568,17 @@ class TimelinePane(QWidget):
         self._update_title()
         self._schedule()
 
-    async def _live(self, generation: int, execution_id: str, after: int) -> None:
+    async def _live(self, generation: Token, execution_id: str, after: int) -> None:
         service = self.service
         assert service is not None
         failures = 0
         ended = False
-        while generation == self._generation and not ended:
+        while self._generation.is_current(generation) and not ended:
             try:
                 # aclosing: leaving early (another execution, the pane closed) unsubscribes at once
                 async with contextlib.aclosing(service.subscribe(execution_id, after_seq=after)) as stream:
                     async for event in stream:
-                        if generation != self._generation:
+                        if not self._generation.is_current(generation):
                             return
                         failures = 0
                         after = max(after, event.seq)
@@ -591,14 +591,14 @@ class TimelinePane(QWidget):
             except Unavailable as exc:
                 failures += 1  # fell behind, or the server went away: resume after the last seq
                 if failures > _RESUBSCRIBE_LIMIT:
-                    if generation == self._generation:
+                    if self._generation.is_current(generation):
                         self._live_task = None
                         self._show_message(f"Live updates stopped: {describe(exc)} "
                                            "Turn Follow live off and on to try again.")
                         self._update_title()
                     return
                 await asyncio.sleep(0.2 * failures)
-        if generation == self._generation:
+        if self._generation.is_current(generation):
             self._live_task = None
             self._own(self.load(execution_id))  # the stored timeline is the authority once it ended
             self._update_title()

@@ -46,6 +46,7 @@ from app.mocks.value_check import ERROR_TEMPLATE, MODE_HINTS, MODES, check_value
 from app.panes import MessageLine, confirm, merge_names, select_rows, selected_ids, setup_table
 from app.run.http_input import InputError
 from app.selection import SelectionHub
+from app.stale import Generation, Token
 from engine.service.errors import ServiceError
 from engine.service.models import Mock, MockMode
 from engine.service.protocol import StudioService
@@ -71,7 +72,7 @@ class MocksPanel(QWidget):
         self.setObjectName("mocksPanel")
         self.hub = hub
         self.service: StudioService | None = None
-        self._generation = 0
+        self._generation = Generation()
         self._pipelines: list[Any] = []  # PipelineInfo of the service, for the add dialog
         self._drafts: dict[str, _Draft] = {}
         self._editing: str | None = None  # the mock id the editor shows
@@ -168,7 +169,7 @@ class MocksPanel(QWidget):
     def set_service(self, service: StudioService | None) -> None:
         """Show ``service``'s mocks (None: nothing). Unsaved edits belong to the old service."""
         self.service = service
-        self._generation += 1
+        self._generation.invalidate()
         self._drafts.clear()
         self.model.reset([])
         self._show_editor(None)
@@ -181,17 +182,16 @@ class MocksPanel(QWidget):
     def refresh(self) -> None:
         if self.service is None:
             return
-        self._generation += 1
-        spawn(self._load(self.service, self._generation), what="Listing mocks")
+        spawn(self._load(self.service, self._generation.next()), what="Listing mocks")
 
-    async def _load(self, service: StudioService, generation: int) -> None:
+    async def _load(self, service: StudioService, generation: Token) -> None:
         try:
             mocks = await service.list_mocks(self.pipeline_filter.currentData())
         except ServiceError as exc:
-            if generation == self._generation:
+            if self._generation.is_current(generation):
                 self.message.say(f"Could not list the mocks: {describe(exc)}", error=True)
             return
-        if generation != self._generation or service is not self.service:
+        if not self._generation.is_current(generation) or service is not self.service:
             return
         self._stash()
         selected = self.selected_ids()
@@ -413,13 +413,13 @@ class MocksPanel(QWidget):
             return
         self.message.say(f"Added a mock of {mock.pipeline}/{mock.step}")
         self.mocksChanged.emit()
-        self._generation += 1
+        generation = self._generation.next()
         if self.service is not None:
-            spawn(self._load_then_select(self.service, self._generation, mock.id), what="Listing mocks")
+            spawn(self._load_then_select(self.service, generation, mock.id), what="Listing mocks")
 
-    async def _load_then_select(self, service: StudioService, generation: int, mock_id: str) -> None:
+    async def _load_then_select(self, service: StudioService, generation: Token, mock_id: str) -> None:
         await self._load(service, generation)
-        if generation == self._generation:
+        if self._generation.is_current(generation):
             self.select([mock_id])
 
     def remove_selected(self) -> None:

@@ -35,6 +35,7 @@ from PySide6.QtWidgets import (
 from app import asyncqt, theme
 from app.debugger.json_edit import compact
 from app.selection import SelectionHub
+from app.stale import Generation
 from engine.service.errors import ServiceError
 from engine.service.models import ExecutionDiff, StepDiff, ValueChange
 from engine.service.protocol import StudioService
@@ -208,7 +209,7 @@ class DiffPane(QWidget):
         self.hub = hub
         self.service: StudioService | None = None
         self._diff: ExecutionDiff | None = None
-        self._generation = 0
+        self._generation = Generation()
 
         self.header = QLabel("Choose two executions to compare, or a replay to compare with its original",
                              objectName="diffHeader")
@@ -277,7 +278,7 @@ class DiffPane(QWidget):
 
     def set_service(self, service: StudioService | None) -> None:
         self.service = service
-        self._generation += 1
+        self._generation.invalidate()
         self._show(None)
 
     # -- comparing ---------------------------------------------------------------------
@@ -288,16 +289,15 @@ class DiffPane(QWidget):
         """Compare execution ``b_id`` with ``a_id``; an error is shown in the pane."""
         if self.service is None:
             return None
-        self._generation += 1
-        generation = self._generation
+        generation = self._generation.next()
         self.header.setText(f"Comparing {a_id[:12]} with {b_id[:12]}…")
         try:
             diff = await self.service.diff(a_id, b_id)
         except ServiceError as exc:
-            if generation == self._generation:
+            if self._generation.is_current(generation):
                 self._show(None, f"Cannot compare {a_id[:12]} with {b_id[:12]}: {exc}")
             return None
-        if generation != self._generation:
+        if not self._generation.is_current(generation):
             return None  # a newer comparison was asked for meanwhile
         self._show(diff)
         return diff

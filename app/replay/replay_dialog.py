@@ -47,6 +47,7 @@ from PySide6.QtWidgets import (
 from app import asyncqt, theme
 from app.debugger.json_edit import JsonEdit, compact
 from app.run.http_input import InputError, parse_json
+from app.stale import Generation
 from engine.service.errors import ServiceError
 from engine.service.models import ExecutionSummary, ReplayOptions, ReplayPlan, StepRun
 from engine.service.protocol import StudioService
@@ -77,7 +78,7 @@ class ReplayDialog(QDialog):
         self.steps: list[StepRun] = []  # top-level step runs of the original, first run of each
         self._plan: ReplayPlan | None = None
         self._plan_key: str | None = None  # the options the plan shown was made for
-        self._generation = 0
+        self._generation = Generation()
         self._edited_input: str | None = None  # the edit, kept while "original" is shown
         self._outputs: dict[str, Any] | None = None  # recorded outputs, loaded when first needed
         self._loading = True
@@ -314,8 +315,7 @@ class ReplayDialog(QDialog):
         self._timer.stop()
         if self.original is None:
             return None
-        self._generation += 1
-        generation = self._generation
+        generation = self._generation.next()
         try:
             options = self.options()
         except OptionsError as exc:
@@ -325,10 +325,10 @@ class ReplayDialog(QDialog):
         try:
             plan = await self.service.replay_plan(self.execution_id, options)
         except ServiceError as exc:
-            if self._alive() and generation == self._generation:
+            if self._alive() and self._generation.is_current(generation):
                 self._set_plan(None, None, str(exc))
             return None
-        if not self._alive() or generation != self._generation:
+        if not self._alive() or not self._generation.is_current(generation):
             return None  # the options changed while it was computed: a newer request follows
         self._set_plan(plan, key, "")
         return plan
