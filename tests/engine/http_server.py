@@ -5,6 +5,8 @@ Endpoints (any method):
 - ``/echo``                  200, JSON ``{method, path, query, headers, body, raw_body}``
 - ``/status/<code>``         that status; JSON ``{"status": code}`` (``?text=...`` sends text)
 - ``/slow?delay=<seconds>``  sleeps, then 200 JSON ``{"slept": seconds}``
+- ``/hang``                  answers nothing until the client closes the connection (at most
+                             60 s), then counts that in ``server.hangups(path)``
 - ``/flaky/<key>?fail=<n>&status=<code>``  the first ``n`` requests per key answer ``code``
                              (default 503), later ones 200 JSON ``{"attempt": k}``
 - ``/text``                  200 ``text/plain`` "hello"
@@ -16,6 +18,8 @@ Endpoints (any method):
 from __future__ import annotations
 
 import json
+import select
+import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -61,6 +65,8 @@ class _Handler(BaseHTTPRequestHandler):
                 delay = float(query.get("delay", 1))
                 time.sleep(delay)
                 self._send(200, {"slept": delay})
+            elif route == "hang":
+                self._wait_for_hangup(parts.path)
             elif route == "flaky":
                 fail = int(query.get("fail", 1))
                 if count <= fail:
@@ -75,6 +81,14 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send(404, {"error": f"no route {parts.path}"})
         except (BrokenPipeError, ConnectionResetError):
             pass  # the client gave up (timeouts): nothing to answer
+
+    def _wait_for_hangup(self, path: str) -> None:
+        """Block until the client closes the connection: what a cancelled request does."""
+        readable, _, _ = select.select([self.connection], [], [], 60)
+        if readable and not self.connection.recv(1, socket.MSG_PEEK):
+            with self.server.lock:
+                self.server.hangups[path] = self.server.hangups.get(path, 0) + 1
+        self.close_connection = True
 
     def _send(self, status: int, body: Any, content_type: str = "application/json") -> None:
         data = (body if isinstance(body, str) else json.dumps(body)).encode("utf-8")
@@ -97,6 +111,7 @@ class _Server(ThreadingHTTPServer):
         self.lock = threading.Lock()
         self.requests: list[dict[str, Any]] = []
         self.counts: dict[str, int] = {}
+        self.hangups: dict[str, int] = {}
 
 
 class LoopbackServer:
@@ -123,6 +138,11 @@ class LoopbackServer:
     def hits(self, path: str) -> int:
         with self._server.lock:
             return self._server.counts.get(path, 0)
+
+    def hangups(self, path: str) -> int:
+        """How many ``/hang`` requests on ``path`` the client closed."""
+        with self._server.lock:
+            return self._server.hangups.get(path, 0)
 
     def start(self) -> LoopbackServer:
         self._thread.start()

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
+from collections.abc import Awaitable
 from pathlib import Path
+from typing import Any
 
 from engine.service.local import LocalService
 from engine.service.models import Event, RunOptions
+from tests.waiting import wait_for_condition
 
 PIPELINES = """
 pipelines:
@@ -46,12 +49,15 @@ async def test_200_concurrent_executions_every_event_once_in_order(tmp_path: Pat
 
         listener = asyncio.ensure_future(listen())
         await subscribed.wait()
-        await asyncio.sleep(0.01)
+        await wait_for_condition(lambda: svc.hub.subscriber_count() == 1, "the live subscription")
         helper = asyncio.ensure_future(resumer())
         runs = await asyncio.gather(*(
             svc.run("paused" if n % 2 else "mocked", {"n": n}) for n in range(200)))
         helper.cancel()
-        await asyncio.sleep(0.05)  # let the subscriber drain the last events
+        stored_of = {r.execution_id: await svc.events(r.execution_id, limit=10_000) for r in runs}
+        await wait_for_condition(  # the subscriber drains the last events
+            lambda: all(len(seen[i]) >= len(stored_of[i]) for i in stored_of),
+            "every stored event to reach the live subscriber")
         listener.cancel()
         await asyncio.gather(listener, helper, return_exceptions=True)
 
@@ -60,7 +66,7 @@ async def test_200_concurrent_executions_every_event_once_in_order(tmp_path: Pat
         assert all(r.output["got"] == "mocked" for r in mocked)
         pauses = 0
         for run in runs:
-            stored = await svc.events(run.execution_id, limit=10_000)
+            stored = stored_of[run.execution_id]
             assert [e.seq for e in stored] == list(range(1, len(stored) + 1))
             live = seen[run.execution_id]
             assert [(e.seq, e.type) for e in live] == [(e.seq, e.type) for e in stored]
@@ -77,23 +83,33 @@ async def test_concurrent_pauses_are_independent(tmp_path: Path) -> None:
                                        store=f"sqlite:///{tmp_path}/s.db") as svc:
         await svc.set_breakpoint("paused", "b", condition=".n % 3 == 0")
         started = [await svc.run("paused", {"n": n}, RunOptions(wait=False)) for n in range(30)]
-        for _ in range(500):
-            if len(await svc.paused()) == 10:
-                break
-            await asyncio.sleep(0.01)
+
+        async def statuses() -> list[str]:
+            return [(await svc.get_execution(s.execution_id)).status for s in started]
+
+        # Ten pause; the other twenty finish while those ten wait.
+        await wait_for_condition(lambda: _count(svc.paused(), 10), "ten pauses")
+        settled = await wait_for_condition(
+            lambda: _settled(statuses(), completed=20),
+            "twenty runs to complete beside the ten paused")
+        assert settled.count("paused") == 10
         paused = await svc.paused()
         assert sorted(p.context["current"]["n"] for p in paused) == list(range(0, 30, 3))
-        # The other twenty finished while ten wait.
-        statuses = [(await svc.get_execution(s.execution_id)).status for s in started]
-        assert statuses.count("completed") == 20 and statuses.count("paused") == 10
         for p in paused:
             await svc.resume(p.execution_id, "continue",
                              [{"op": "replace", "path": "/current/x", "value": 1000}])
-        for _ in range(500):
-            statuses = [(await svc.get_execution(s.execution_id)).status for s in started]
-            if statuses.count("completed") == 30:
-                break
-            await asyncio.sleep(0.01)
+        await wait_for_condition(lambda: _settled(statuses(), completed=30),
+                                 "all thirty runs to complete")
         outputs = {(await svc.get_execution(s.execution_id)).output["n"]:
                    (await svc.get_execution(s.execution_id)).output["y"] for s in started}
         assert all(outputs[n] == (2000 if n % 3 == 0 else 2 * n) for n in range(30))
+
+
+async def _count(items: Awaitable[list[Any]], n: int) -> bool:
+    return len(await items) == n
+
+
+async def _settled(statuses: Awaitable[list[str]], completed: int) -> list[str] | None:
+    """The statuses once ``completed`` runs have completed (the rest must not be running)."""
+    current = await statuses
+    return current if current.count("completed") == completed else None

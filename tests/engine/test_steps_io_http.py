@@ -16,6 +16,7 @@ from engine.api import Engine, Execution
 from engine.steps import database as db_steps
 from engine.steps import http as http_steps
 from engine.steps import messaging as messaging_steps
+from tests.waiting import wait_for_condition
 
 # ---------------------------------------------------------------- helpers
 
@@ -188,15 +189,26 @@ async def test_http_call_timeout_config_fails_with_timeout(tmp_path: Path,
 
 
 async def test_step_timeout_cancels_the_request(tmp_path: Path, http_server: Any) -> None:
-    ex = await run(tmp_path, doc(f"""\
+    # The first call opens the shared client and its connection, so the timed call's budget
+    # is spent waiting for the answer, not on set-up (slow on a loaded machine).
+    text = doc(f"""\
+      - name: warm
+        type: step.http_call
+        config: {{url: "{http_server.url("/echo")}"}}
       - name: call
         type: step.http_call
-        timeout: 300ms
-        config: {{url: "{http_server.url("/slow")}?delay=5"}}
-"""))
-    assert ex.status == "failed"
-    assert ex.error is not None and ex.error["type"] == "timeout"
-    assert http_server.hits("/slow") == 1
+        timeout: 1s
+        config: {{url: "{http_server.url("/hang")}"}}
+""")
+    async with Engine.open(text, store=f"sqlite:///{tmp_path}/s.db") as engine:
+        ex = await engine.run("p", {})
+        assert ex.status == "failed"
+        assert ex.error is not None and ex.error["type"] == "timeout"
+        assert http_server.hits("/hang") == 1
+        # Cancelled, not abandoned: the connection closes while the engine is still open
+        # (closing the engine would close it anyway).
+        await wait_for_condition(lambda: http_server.hangups("/hang") == 1,
+                                 "the server to see the client close the connection")
 
 
 async def test_connection_refused_names_the_url(tmp_path: Path) -> None:
