@@ -93,16 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         await window.adopt_service(service, profile.name)
         gc.freeze()  # start-up objects live as long as the app: keep them out of every collection
         ready.set()
-        files = settings.open_files(str(folder.resolve())) or []
-        for file in files:
-            if Path(file).is_file():
-                window.open_file(Path(file))
-        if target is not None and target.is_file():
-            window.open_file(target)
-        elif not window.editors():
-            first = next(iter(sorted(folder.glob("*.yaml"))), None)
-            if first is not None:
-                window.open_file(first)
+        window.open_start_files(target)  # last time's files; on a first start the first example
 
     async def probe() -> None:
         await ready.wait()

@@ -86,6 +86,13 @@ class Settings:
             raise ValueError(f"unknown theme {theme!r}: use one of {', '.join(THEMES)}")
         self.qsettings.setValue("window/theme", theme)
 
+    def welcome_dismissed(self) -> bool:
+        """The first-start welcome strip was closed (it is not shown again)."""
+        return self._str("window/welcomeDismissed") == "true"
+
+    def set_welcome_dismissed(self, dismissed: bool = True) -> None:
+        self.qsettings.setValue("window/welcomeDismissed", "true" if dismissed else "false")
+
     # ------------------------------------------------------------------ workspace folders
 
     def last_workspace(self) -> Path | None:

@@ -118,7 +118,7 @@ class ContextEditor(QWidget):
         if p is None:
             self._original_text = ""
             self.header.setText("Nothing paused: the context of a paused execution shows here")
-            self.json.set_text("")
+            self.json.clear()  # empty is the neutral state here, not a JSON error
         else:
             self._original_text = pretty(p.context)
             self.header.setText(f"<b>{p.pipeline}</b> paused before <b>{p.path}</b> "

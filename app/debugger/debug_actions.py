@@ -5,7 +5,9 @@ Shortcuts follow the common debugger keys: F5 continue, F10 step over, Shift+F5 
 pauses before), and Shift+F10 is the keyboard's context-menu key, which the editor's node
 menu (where breakpoints are toggled) needs.
 
-The actions are enabled only while a pause is current and no resume is in flight. Resuming
+The actions are enabled only while a pause is current and no resume is in flight, and their
+toolbar is shown only while something is paused (as in the usual IDE): with nothing to debug,
+four disabled buttons would only crowd out the actions that start things. Resuming
 sends the context editor's edits as a JSON Patch with the action (Abort sends none: the run
 ends, its edits would change nothing). Edits that cannot be sent (bad JSON, a read-only
 part changed) or a patch the engine refuses are shown in the editor and nothing resumes,
@@ -91,11 +93,11 @@ class DebugActions(QObject):
         panel.currentChanged.connect(editor.set_paused)  # the editor follows the current pause
         panel.currentChanged.connect(self._current_changed)
         editor.set_paused(panel.current())
-        self._update()
+        self.update_state()
 
     def set_service(self, service: StudioService | None) -> None:
         self.service = service
-        self._update()
+        self.update_state()
 
     def refresh_icons(self) -> None:
         """Redraw the icons after a theme switch."""
@@ -126,7 +128,7 @@ class DebugActions(QObject):
                 self.failed.emit(message)
                 return False
         self._busy = True
-        self._update()
+        self.update_state()
         try:
             await self.service.resume(p.execution_id, action, patch or None)
         except ServiceError as exc:
@@ -137,16 +139,19 @@ class DebugActions(QObject):
             return False
         finally:
             self._busy = False
-            self._update()
+            self.update_state()
         self.editor.discard(p)
         self.panel.resumed(p.execution_id, action)
         self.resumed.emit(p.execution_id, action)
         return True
 
     def _current_changed(self, _p: object) -> None:
-        self._update()
+        self.update_state()
 
-    def _update(self) -> None:
-        enabled = self.service is not None and self.panel.current() is not None and not self._busy
+    def update_state(self) -> None:
+        """Enable the actions and show the toolbar as the current pause (and a resume) says."""
+        paused = self.service is not None and self.panel.current() is not None
         for qaction in self.actions.values():
-            qaction.setEnabled(enabled)
+            qaction.setEnabled(paused and not self._busy)
+        if self.toolbar.parentWidget() is not None:  # never a window of its own
+            self.toolbar.setVisible(paused)

@@ -90,9 +90,11 @@ class JsonEdit(QWidget):
             self._loading = False
         self._timer.stop()
         self._dirty = False
-        self._error = ""
+        was_valid, self._error = not self._error, ""
         self._mark_line(0)
         self.show_error("")
+        if not was_valid:
+            self.validityChanged.emit(True)
 
     def text(self) -> str:
         return self.text_edit.toPlainText()

@@ -321,7 +321,8 @@ class OutputPanel(QWidget):
         self.copy_id.setEnabled(bool(entry and entry.execution_id))
         self.copy_output.setEnabled(entry is not None)
         if entry is None:
-            self.heading.setText("No runs yet: run a pipeline (Run) to see its result here.")
+            self.heading.setText("No runs yet: press Ctrl+R (Run) to run the open pipeline; "
+                                 "its result shows here.")
             self.message.hide()
             for key in self.texts:
                 self.texts[key].clear()

@@ -7,7 +7,9 @@ read-only, the input they make: the same dict the hosted server builds for that 
 
 Everything is validated as it is typed: an error names the field and, for JSON, the line
 and column, and disables Run. What was typed is remembered per pipeline in Settings when
-the dialog closes, whichever way, so nothing typed is lost.
+the dialog closes, whichever way, so nothing typed is lost. The first time a pipeline is
+run the input comes from the workspace's samples (app/run/samples.py) when it has one, so
+the first run works; the Sample list fills in any of them (undoably) later.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import json
 from typing import Any
 
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QFontDatabase
+from PySide6.QtGui import QFontDatabase, QTextCursor
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
@@ -45,6 +47,7 @@ from app.run.http_input import (
     parse_json,
     path_params,
 )
+from app.run.samples import Sample
 from app.settings import Settings
 from engine.service.models import PipelineInfo, RunOptions
 
@@ -55,10 +58,19 @@ def _mono(widget: QPlainTextEdit) -> QPlainTextEdit:
     return widget
 
 
+def _replace_text(edit: QPlainTextEdit, text: str) -> None:
+    """Replace the whole text as one edit: Ctrl+Z brings back what was there."""
+    cursor = QTextCursor(edit.document())
+    cursor.select(QTextCursor.SelectionType.Document)
+    cursor.insertText(text)
+
+
 class RunDialog(QDialog):
     def __init__(
-        self, pipeline: PipelineInfo, settings: Settings | None = None, parent: QWidget | None = None
+        self, pipeline: PipelineInfo, settings: Settings | None = None, parent: QWidget | None = None,
+        samples: list[Sample] | None = None,
     ):
+        """``samples``: this pipeline's sample inputs (``samples_for``), the first one first."""
         super().__init__(parent)
         self.setObjectName("runDialog")
         self.setWindowTitle(f"Run {pipeline.name}")
@@ -71,12 +83,27 @@ class RunDialog(QDialog):
         self.is_http = self.trigger_type == "http"
         self._input: Any = None
         self._error: InputError | None = None
+        self.samples = list(samples or [])
 
         layout = QVBoxLayout(self)
         heading = QLabel(self._heading(), self)
         heading.setObjectName("runHeading")
         heading.setTextFormat(Qt.TextFormat.PlainText)
         layout.addWidget(heading)
+
+        self.sample_combo = QComboBox(self)
+        self.sample_combo.setObjectName("runSample")
+        self.sample_combo.addItems([s.title for s in self.samples])
+        self.sample_combo.setPlaceholderText("Fill in a sample input…")
+        self.sample_combo.setToolTip("Sample inputs from the workspace's samples.json")
+        self.sample_combo.activated.connect(self.use_sample)
+        if self.samples:
+            row = QHBoxLayout()
+            row.addWidget(QLabel("Sample:", self))
+            row.addWidget(self.sample_combo, 1)
+            layout.addLayout(row)
+        else:
+            self.sample_combo.hide()
 
         self.input_edit = _mono(QPlainTextEdit(self))
         self.input_edit.setObjectName("runInput")
@@ -87,6 +114,11 @@ class RunDialog(QDialog):
             layout.addWidget(QLabel("Trigger input (as the server builds it):", self))
         else:
             remembered = settings.run_input(pipeline.name) if settings else None
+            if remembered is None and self.samples:
+                remembered = json.dumps(self.samples[0].input, indent=2, ensure_ascii=False)
+                self.sample_combo.setCurrentIndex(0)
+            else:
+                self.sample_combo.setCurrentIndex(-1)
             self.input_edit.setPlainText(remembered if remembered is not None else "{}")
             self.input_edit.setPlaceholderText("Trigger input as JSON; empty runs without input")
             layout.addWidget(QLabel("Trigger input (JSON):", self))
@@ -136,8 +168,12 @@ class RunDialog(QDialog):
     def _build_http(self) -> QWidget:
         remembered = self.settings.http_fields(self.pipeline.name) if self.settings else None
         fields = HttpFields.from_dict(remembered) if remembered else HttpFields()
+        self.sample_combo.setCurrentIndex(-1)
         if not remembered:
             fields.method = str(self.trigger_config.get("method") or "POST").upper()
+            if self.samples:  # a sample is what the request carries: its body
+                fields.body = json.dumps(self.samples[0].input, indent=2, ensure_ascii=False)
+                self.sample_combo.setCurrentIndex(0)
         box = QGroupBox("Request", self)
         form = QFormLayout(box)
 
@@ -235,6 +271,14 @@ class RunDialog(QDialog):
             headers=headers,
             body=self.body_edit.toPlainText(),
         )
+
+    def use_sample(self, index: int) -> None:
+        """Fill in sample ``index``: the input, or for an http trigger the request body."""
+        if not 0 <= index < len(self.samples):
+            return
+        text = json.dumps(self.samples[index].input, indent=2, ensure_ascii=False)
+        _replace_text(self.body_edit if self.is_http else self.input_edit, text)
+        self.sample_combo.setCurrentIndex(index)
 
     # ------------------------------------------------------------------ validation and result
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QByteArray, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QShowEvent
 from PySide6.QtWidgets import (
     QDockWidget,
     QFileDialog,
@@ -22,6 +22,8 @@ from PySide6.QtWidgets import (
     QLabel,
     QMainWindow,
     QMessageBox,
+    QToolButton,
+    QVBoxLayout,
     QWidget,
 )
 
@@ -47,10 +49,13 @@ from app.replay.diff_pane import DiffPane
 from app.replay.replay_dialog import ReplayDialog
 from app.run.output_panel import OutputPanel, run_pipeline
 from app.run.run_dialog import RunDialog
+from app.run.samples import first_file, load_samples, samples_for
 from app.selection import SelectionHub
 from app.settings import Settings
 from app.shell.command_palette import CommandPalette
 from app.shell.editor_area import EditorArea
+from app.shell.geometry import fit_to_screen
+from app.shell.welcome import WelcomeStrip
 from app.workspace.problems import ProblemsPanel
 from app.workspace.tree import WorkspaceTree
 from app.workspace.watcher import FileWatcher
@@ -74,6 +79,8 @@ class MainWindow(QMainWindow):
         self.settings = settings
         self.workspace = workspace
         self.backend: Backend | None = None
+        self._shown = False
+        self._center = False
         self._problem_files: dict[str, list[DiagnosticInfo]] = {}
 
         self.tabs = EditorArea()
@@ -85,11 +92,17 @@ class MainWindow(QMainWindow):
         self.tabs.openFilesChanged.connect(self._remember_open_files)
         self.tabs.failed.connect(self._show_error)
         self.tabs.status.connect(lambda text: self.statusBar().showMessage(text, 4000))
-        self.welcome = QLabel(objectName="welcome")
-        self.welcome.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.welcome.setText("<h2>Workflow Studio</h2><p>Open a pipeline file from the workspace "
-                             "(double-click), or press <b>Ctrl+Shift+P</b> for every command.</p>")
-        self.setCentralWidget(self.tabs)
+        self.welcome = WelcomeStrip()  # first start only: what to try, until dismissed
+        self.welcome.setVisible(not settings.welcome_dismissed())
+        self.welcome.dismissed.connect(settings.set_welcome_dismissed)
+        self.welcome.actionRequested.connect(self._trigger_named)
+        central = QWidget(objectName="centralArea")
+        column = QVBoxLayout(central)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.setSpacing(0)
+        column.addWidget(self.welcome)
+        column.addWidget(self.tabs, 1)
+        self.setCentralWidget(central)
 
         self.tree = WorkspaceTree()
         self.palette = StepPalette()
@@ -218,6 +231,7 @@ class MainWindow(QMainWindow):
         self.act_palette = a("Command &Palette…", self.show_command_palette, "Ctrl+Shift+P", "search",
                              "actionCommandPalette")
         self.act_run = a("&Run Pipeline…", self.run_current, "Ctrl+R", "run", "actionRun")
+        self.act_run.setIconText("Run")  # the toolbar's one labelled button: the first thing to try
         self.act_validate = a("&Validate", self.validate_current, "Ctrl+Shift+V", "validate",
                               "actionValidate")
         # no shortcut here: the graph owns F (a second F action would make the key ambiguous)
@@ -271,13 +285,24 @@ class MainWindow(QMainWindow):
         help_menu.addAction(self._action("&About Workflow Studio", self.about, None, "wfstudio",
                                          "actionAbout"))
 
-        self.addToolBar(self.debugger.debug_actions.toolbar)
         toolbar = self.addToolBar("Main")
         toolbar.setObjectName("mainToolbar")
         toolbar.setMovable(False)
         for action in (self.act_new, self.act_save, None, self.act_undo, self.act_redo, None,
                        self.act_run, self.act_validate, None, self.act_fit, self.act_layout):
-            toolbar.addSeparator() if action is None else toolbar.addAction(action)
+            if action is None:
+                toolbar.addSeparator()
+                continue
+            toolbar.addAction(action)
+            if action not in (self.act_undo, self.act_redo):  # those name what they undo, live
+                keys = action.shortcut().toString(QKeySequence.SequenceFormat.NativeText)
+                action.setToolTip(f"{action.iconText()} ({keys})" if keys else action.iconText())
+        run_button = toolbar.widgetForAction(self.act_run)
+        if isinstance(run_button, QToolButton):
+            run_button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        self.main_toolbar = toolbar
+        # after the main actions, and shown only while a run is paused (the usual debug toolbar)
+        self.addToolBar(self.debugger.debug_actions.toolbar)
 
     @property
     def timeline(self) -> TimelinePane:
@@ -611,7 +636,8 @@ class MainWindow(QMainWindow):
         if info is None:
             self._show_error("Cannot run", f"The engine does not know pipeline {pipeline!r}.")
             return
-        dialog = RunDialog(info, self.settings, self)
+        samples = samples_for(load_samples(self.workspace), pipeline, info.file)
+        dialog = RunDialog(info, self.settings, self, samples=samples)
         if not await _exec_async(dialog):
             return
         run_input, options = dialog.value()
@@ -631,6 +657,7 @@ class MainWindow(QMainWindow):
         name = "light" if theme.colors().name == "dark" else "dark"
         theme.apply(name)
         self.settings.set_theme(name)
+        self.welcome.restyle()
         for editor in self.editors():
             editor.update()
             editor.graph.update()
@@ -670,6 +697,11 @@ class MainWindow(QMainWindow):
                           f"<b>Workflow Studio</b> {__version__}<br>Event-driven YAML workflows: "
                           "edit, run, debug and replay.")
 
+    def _trigger_named(self, name: str) -> None:
+        action = next((a for a in self.actions() if a.objectName() == name), None)
+        if action is not None:
+            action.trigger()
+
     def _show_error(self, title: str, message: str) -> None:
         self.statusBar().showMessage(f"{title}: {message}", 8000)
         box = QMessageBox(QMessageBox.Icon.Warning, title, message, QMessageBox.StandardButton.Ok, self)
@@ -678,13 +710,34 @@ class MainWindow(QMainWindow):
         box.open()  # window-modal, never blocks the event loop
 
     def restore_state(self) -> None:
+        """The remembered geometry and layout, fitted to the screen the window opens on."""
         geometry, state = self.settings.window_geometry(), self.settings.window_state()
-        if geometry:
-            self.restoreGeometry(QByteArray(geometry))
-        else:
+        if not geometry or not self.restoreGeometry(QByteArray(geometry)):
             self.resize(1440, 900)
+            self._center = True  # a first start: centred on its screen once fitted
         if state:
             self.restoreState(QByteArray(state))
+        self.debugger.debug_actions.update_state()  # a saved state may show the debug toolbar
+        fit_to_screen(self, center=self._center)
+
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        if not self._shown:  # the frame (title bar) is known now: fit again with it
+            self._shown = True
+            fit_to_screen(self, center=self._center)
+
+    def open_start_files(self, target: Path | None = None) -> None:
+        """What a start opens: the files open last time in this workspace, ``target`` (a file
+        named on the command line), and on a first start the workspace's first example."""
+        for file in self.settings.open_files(str(self.workspace)):
+            if file.is_file():
+                self.open_file(file)
+        if target is not None and target.is_file():
+            self.open_file(target)
+        elif not self.editors():
+            first = first_file(self.workspace)
+            if first is not None:
+                self.open_file(first)
 
     def closeEvent(self, event: QCloseEvent) -> None:
         for editor in list(self.editors()):
