@@ -34,6 +34,7 @@ async def shoot(out: Path) -> list[Path]:
     from app.connections.secrets import SecretStore
     from app.run.output_panel import run_pipeline
     from app.run.run_dialog import RunDialog
+    from app.run.samples import load_samples, samples_for
     from app.settings import Settings
     from app.shell.command_palette import CommandPalette
     from app.shell.main_window import MainWindow
@@ -52,8 +53,8 @@ async def shoot(out: Path) -> list[Path]:
         widget.grab().save(str(path))  # type: ignore[attr-defined]
         written.append(path)
 
-    settings = Settings(str(tmp / "settings.ini"))
     for name in ("light", "dark"):
+        settings = Settings(str(tmp / f"settings-{name}.ini"))  # each window starts for the first time
         theme.apply(name, app)
         connections = ConnectionManager(ProfileStore(tmp / f"profiles-{name}.json"),
                                         SecretStore(tmp / f"secrets-{name}.json", backend=None))
@@ -64,6 +65,11 @@ async def shoot(out: Path) -> list[Path]:
         await window.adopt_service(await connections.connect(profile), profile.name)
         backend = window.backend
         assert backend is not None
+        window.open_start_files()  # the first start: the first example, the welcome strip
+        window.docks["Output"].raise_()  # its empty state says what to do
+        await _settle(app)
+        save(window, "first-start" if name == "light" else "first-start-dark")
+        window.welcome.hide()  # the other pictures show the studio in use
         editor = window.open_file(workspace / "orders.yaml")
         assert editor is not None
         await _settle(app)
@@ -101,7 +107,8 @@ async def shoot(out: Path) -> list[Path]:
             save(window, "problems-in-editor")
             save(window.problems, "problems-panel")
             infos = {p.name: p for p in await backend.service.list_pipelines()}
-            dialog = RunDialog(infos["create-order"], settings, window)
+            samples = samples_for(load_samples(workspace), "create-order", infos["create-order"].file)
+            dialog = RunDialog(infos["create-order"], settings, window, samples=samples)
             dialog.show()
             await _settle(app)
             save(dialog, "run-dialog")

@@ -321,8 +321,7 @@ class OutputPanel(QWidget):
         self.copy_id.setEnabled(bool(entry and entry.execution_id))
         self.copy_output.setEnabled(entry is not None)
         if entry is None:
-            self.heading.setText("No runs yet: press Ctrl+R (Run) to run the open pipeline; "
-                                 "its result shows here.")
+            self.heading.setText("No runs yet: Ctrl+R runs the open pipeline.")
             self.message.hide()
             for key in self.texts:
                 self.texts[key].clear()

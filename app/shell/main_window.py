@@ -79,7 +79,7 @@ class MainWindow(QMainWindow):
         self.settings = settings
         self.workspace = workspace
         self.backend: Backend | None = None
-        self._shown = False
+        self._fit_on_show = False  # restore_state() fits the window again once its frame is known
         self._center = False
         self._problem_files: dict[str, list[DiagnosticInfo]] = {}
 
@@ -719,11 +719,12 @@ class MainWindow(QMainWindow):
             self.restoreState(QByteArray(state))
         self.debugger.debug_actions.update_state()  # a saved state may show the debug toolbar
         fit_to_screen(self, center=self._center)
+        self._fit_on_show = not self.isVisible()
 
     def showEvent(self, event: QShowEvent) -> None:
         super().showEvent(event)
-        if not self._shown:  # the frame (title bar) is known now: fit again with it
-            self._shown = True
+        if self._fit_on_show:  # the frame (title bar) is known now: fit again with it
+            self._fit_on_show = False
             fit_to_screen(self, center=self._center)
 
     def open_start_files(self, target: Path | None = None) -> None:
