@@ -6,17 +6,18 @@ change. Structural edits go through a ruamel.yaml round-trip tree (see
 :mod:`app.editor.yaml_edit`); the tree is cached for the text it was made for, so after an edit
 (whose tree *is* the tree of the new text) the next edit does not parse again. Typing never
 touches ruamel: the outline is re-read with the fast PyYAML outline parser, debounced.
+
+Where a structural edit changes the text is planned by :mod:`app.editor.text_patch`; the rules
+of steps (unique names, references that follow a rename) are :mod:`app.editor.step_rules`.
+Both are Qt-free: this module owns the Qt side, the buffer, its undo stack and saving.
 """
 
 from __future__ import annotations
 
 import contextlib
-import itertools
 import os
-import re
 import tempfile
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -25,24 +26,16 @@ from PySide6.QtGui import QUndoCommand, QUndoStack
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
-from app.editor import yaml_edit
-from app.editor.outline import (
-    FALLBACK_SHAPES,
-    Outline,
-    PipelineOutline,
-    StepNode,
-    TypeShape,
-    YamlPath,
-    parse_outline,
-)
+from app.editor import step_rules, text_patch, yaml_edit
+from app.editor.outline import FALLBACK_SHAPES, Outline, TypeShape, YamlPath, parse_outline
+from app.editor.step_rules import EditError, path_text
+from app.editor.text_patch import Plan, Source, refine, shift_after_removal
 from app.editor.yaml_edit import Entry, Hunk, TreeError, TreeOp
+
+__all__ = ["EditError", "PipelineDocument", "TextEdit", "read_text", "write_atomic"]
 
 OUTLINE_DELAY_MS = 150
 _TYPING_ID = 0x7E47
-
-
-class EditError(Exception):
-    """A structural edit cannot be made; the message says what to do. Nothing was changed."""
 
 
 class TextEdit(QUndoCommand):
@@ -94,16 +87,6 @@ class TextEdit(QUndoCommand):
         return True
 
 
-@dataclass
-class _Plan:
-    """Where a structural edit changes the text, as entries rendered before and after it."""
-
-    replace: list[tuple[Entry, Entry]] = field(default_factory=list)  # (before, after the change)
-    delete: list[Entry] = field(default_factory=list)
-    insert: list[tuple[Entry, Entry, bool]] = field(default_factory=list)  # (new, anchor, after it)
-    key_index: dict[YamlPath, int] = field(default_factory=dict)  # position of a deleted mapping key
-
-
 class PipelineDocument(QObject):
     textChanged = Signal(int, int, str)
     outlineChanged = Signal()
@@ -131,8 +114,7 @@ class PipelineDocument(QObject):
         self._tree_dump: str | None = None  # the full dump of the cached tree, when known
         self._plain: Any = None
         self._plain_text: str | None = None
-        self._lines: list[int] = []
-        self._lines_text: str | None = None
+        self._source: Source | None = None  # the planner's view of the text
         self.outline = parse_outline(self._text, self._shapes)
         self._outline_text = self._text
         self.last_good = self.outline if self.outline.ok else Outline()
@@ -178,7 +160,7 @@ class PipelineDocument(QObject):
         if "\r\n" in text:
             self._newline = "\r\n"
         text = _normalize(text)
-        hunks = _refine(yaml_edit.diff_hunks(self._text, text))
+        hunks = refine(yaml_edit.diff_hunks(self._text, text))
         if hunks:
             self.undo_stack.push(TextEdit(self, hunks, "Reload from disk", typing=False))
         self.undo_stack.setClean()
@@ -223,7 +205,7 @@ class PipelineDocument(QObject):
         self.undo_stack.push(TextEdit(self, [hunk], description, typing))
 
     def set_text(self, text: str, description: str) -> None:
-        hunks = _refine(yaml_edit.diff_hunks(self._text, _normalize(text)))
+        hunks = refine(yaml_edit.diff_hunks(self._text, _normalize(text)))
         if hunks:
             self.undo_stack.push(TextEdit(self, hunks, description, typing=False))
 
@@ -272,8 +254,8 @@ class PipelineDocument(QObject):
             _assign(tree, path, value)
 
         tree = self._parsed()
-        plan = _Plan(replace=[(e, e) for e in [self._entry_for(tree, path)] if e is not None])
-        self._structural(f"Set {_path_text(path)}", change, plan if plan.replace else None)
+        plan = Plan(replace=[(e, e) for e in [text_patch.entry_for(tree, path)] if e is not None])
+        self._structural(f"Set {path_text(path)}", change, plan if plan.replace else None)
 
     def delete_value(self, path: YamlPath) -> None:
         if not path:
@@ -288,18 +270,18 @@ class PipelineDocument(QObject):
         def change(tree: CommentedMap) -> None:
             del yaml_edit.walk(tree, path[:-1])[path[-1]]
 
-        self._structural(f"Delete {_path_text(path)}", change, self._delete_plan(tree, path))
+        self._structural(f"Delete {path_text(path)}", change, text_patch.delete_plan(tree, path))
 
     def insert_step(self, list_path: YamlPath, index: int, step: dict[str, Any]) -> YamlPath:
         tree = self._parsed()
-        current = _get(tree, list_path)
+        current = yaml_edit.get(tree, list_path)
         if current is not None and not isinstance(current, list):
-            raise EditError(f"{_path_text(list_path)} is not a list of steps; fix the YAML first")
+            raise EditError(f"{path_text(list_path)} is not a list of steps; fix the YAML first")
         length = len(current) if isinstance(current, list) else 0
         index = max(0, min(index, length))
-        names = self._step_names(tree, list_path)
-        base = str(step.get("name") or _default_name(step))
-        unique = _unique_name(base, names)
+        names = step_rules.step_names(tree, list_path)
+        base = str(step.get("name") or step_rules.default_name(step))
+        unique = step_rules.unique_name(base, names)
         data = dict(step)
         if "name" in data:
             data["name"] = unique
@@ -311,57 +293,57 @@ class PipelineDocument(QObject):
         def change(tree: CommentedMap) -> None:
             _ensure_list(tree, list_path).insert(index, node)
 
-        plan = self._insert_plan(tree, list_path, index, Entry(list_path, index))
+        plan = text_patch.insert_plan(tree, list_path, index, Entry(list_path, index))
         self._structural(f"Insert step {unique}", change, plan)
         return new_path
 
     def delete_step(self, path: YamlPath) -> None:
         tree = self._parsed()
-        self._step_at(tree, path)
+        step_rules.step_at(tree, path)
 
         def change(tree: CommentedMap) -> None:
             del yaml_edit.walk(tree, path[:-1])[path[-1]]
 
-        name = self._step_name_at(tree, path)
-        self._structural(f"Delete step {name}", change, self._delete_plan(tree, path))
+        name = step_rules.step_name_at(tree, path)
+        self._structural(f"Delete step {name}", change, text_patch.delete_plan(tree, path))
 
     def duplicate_step(self, path: YamlPath) -> YamlPath:
         tree = self._parsed()
-        original = self._step_at(tree, path)
+        original = step_rules.step_at(tree, path)
         list_path, index = path[:-1], int(path[-1]) + 1
         copy = yaml_edit.clone(original)
-        unique = _unique_name(str(original.get("name") or _default_name(original)),
-                              self._step_names(tree, list_path))
+        unique = step_rules.unique_name(str(original.get("name") or step_rules.default_name(original)),
+                              step_rules.step_names(tree, list_path))
         copy["name"] = unique
 
         def change(tree: CommentedMap) -> None:
             yaml_edit.walk(tree, list_path).insert(index, copy)
 
-        plan = self._insert_plan(tree, list_path, index, Entry(list_path, index))
+        plan = text_patch.insert_plan(tree, list_path, index, Entry(list_path, index))
         self._structural(f"Duplicate step {original.get('name', '')}", change, plan)
         return (*list_path, index)
 
     def move_step(self, path: YamlPath, list_path: YamlPath, index: int) -> YamlPath:
         tree = self._parsed()
-        node = self._step_at(tree, path)
+        node = step_rules.step_at(tree, path)
         src_list, i = path[:-1], int(path[-1])
         if list_path[:len(path)] == path:
             raise EditError("a step cannot be moved into itself")
-        target = _get(tree, list_path)
+        target = yaml_edit.get(tree, list_path)
         if target is not None and not isinstance(target, list):
-            raise EditError(f"{_path_text(list_path)} is not a list of steps; fix the YAML first")
+            raise EditError(f"{path_text(list_path)} is not a list of steps; fix the YAML first")
         length = len(target) if isinstance(target, list) else 0
         index = max(0, min(index, length))
         if list_path == src_list and index in (i, i + 1):
             return path
-        after_list = _shift_after_removal(list_path, src_list, i)
+        after_list = shift_after_removal(list_path, src_list, i)
         after_index = index - 1 if list_path == src_list and index > i else index
         new_path = (*after_list, after_index)
         rename = None
         if list_path[:2] != src_list[:2]:  # into another pipeline: keep names unique there
-            names = self._step_names(tree, list_path)
+            names = step_rules.step_names(tree, list_path)
             if str(node.get("name", "")) in names:
-                rename = _unique_name(str(node.get("name")), names)
+                rename = step_rules.unique_name(str(node.get("name")), names)
 
         def change(tree: CommentedMap) -> None:
             moved = yaml_edit.walk(tree, src_list).pop(i)
@@ -369,10 +351,10 @@ class PipelineDocument(QObject):
                 moved["name"] = rename
             _ensure_list(tree, after_list).insert(after_index, moved)
 
-        plan = self._insert_plan(tree, list_path, index, Entry(after_list, after_index),
+        plan = text_patch.insert_plan(tree, list_path, index, Entry(after_list, after_index),
                                  shift=(src_list, i))
         if plan is not None:
-            deletion = self._delete_plan(tree, path)
+            deletion = text_patch.delete_plan(tree, path)
             if deletion is None or deletion.replace:
                 plan = None
             else:
@@ -385,15 +367,15 @@ class PipelineDocument(QObject):
         if not new_name:
             raise EditError("a step needs a name")
         tree = self._parsed()
-        self._step_at(tree, path)
-        old = self._step_name_at(tree, path)
+        step_rules.step_at(tree, path)
+        old = step_rules.step_name_at(tree, path)
         if old == new_name:
             return
         changes: dict[YamlPath, Any] = {(*path, "name"): new_name}
         pipeline = self.outline.pipelines.get(str(path[1])) if len(path) > 1 else None
-        node = _node_by_path(pipeline, path) if pipeline else None
+        node = step_rules.node_by_path(pipeline, path) if pipeline else None
         if pipeline is not None and node is not None:
-            changes.update(self._reference_changes(tree, pipeline, node, old, new_name))
+            changes.update(step_rules.reference_changes(tree, self._shapes, pipeline, node, old, new_name))
 
         def change(tree: CommentedMap) -> None:
             for where, value in changes.items():
@@ -401,13 +383,13 @@ class PipelineDocument(QObject):
 
         entries: list[Entry] = []
         for where in changes:
-            entry = self._entry_for(tree, where)
+            entry = text_patch.entry_for(tree, where)
             if entry is None:
                 entries = []
                 break
             entries.append(entry)
-        entries = _outermost(entries)
-        plan = _Plan(replace=[(e, e) for e in entries]) if entries else None
+        entries = text_patch.outermost(entries)
+        plan = Plan(replace=[(e, e) for e in entries]) if entries else None
         self._structural(f"Rename step {old} to {new_name}", change, plan)
 
     # ------------------------------------------------------------------ machinery
@@ -433,12 +415,12 @@ class PipelineDocument(QObject):
         self._ry, self._tree, self._tree_text, self._tree_dump = ry, tree, self._text, None
         return tree
 
-    def _structural(self, description: str, fn: Callable[[CommentedMap], None], plan: _Plan | None) -> None:
+    def _structural(self, description: str, fn: Callable[[CommentedMap], None], plan: Plan | None) -> None:
         tree = self._parsed()
         ry = self._ry
         assert ry is not None
         text = self._text
-        located = self._locate_plan(ry, tree, plan) if plan is not None else None
+        located = text_patch.locate_plan(self._text_source(), ry, tree, plan) if plan is not None else None
         try:
             if located is None:  # the slow, sure way: dump everything, keep only what changed
                 before = self._tree_dump if self._tree_dump is not None else yaml_edit.dump(ry, tree)
@@ -452,7 +434,7 @@ class PipelineDocument(QObject):
             else:
                 assert plan is not None
                 fn(tree)
-                hunks, ops = self._render_plan(ry, tree, plan, located)
+                hunks, ops = text_patch.render_plan(ry, tree, plan, located)
                 dumped = None
         except EditError:
             self._forget_tree()
@@ -460,13 +442,11 @@ class PipelineDocument(QObject):
         except Exception as exc:
             self._forget_tree()
             raise EditError(f"{description} failed: {exc}") from exc
-        hunks = _refine(hunks)
+        hunks = refine(hunks)
         if not hunks:
             self._tree_dump = dumped if dumped is not None else self._tree_dump
             return
-        new_text = text
-        for pos, removed, inserted in reversed(hunks):
-            new_text = new_text[:pos] + inserted + new_text[pos + len(removed):]
+        new_text = text_patch.apply_hunks(text, hunks)
         # The mutated tree is the tree of the new text: the next edit need not parse again.
         self._tree, self._tree_text, self._tree_dump = tree, new_text, dumped
         self.undo_stack.push(TextEdit(self, hunks, description, typing=False, tree_ops=ops))
@@ -476,227 +456,14 @@ class PipelineDocument(QObject):
         self._tree_text = None
         self._tree_dump = None
 
-    def _locate_plan(self, ry: YAML, tree: CommentedMap, plan: _Plan) -> dict[int, tuple[int, str]] | None:
-        """Text position and rendering of every 'before' entry of the plan, or None (dump it all)."""
-        if yaml_edit.has_anchors(self._text):
-            return None
-        found: dict[int, tuple[int, str]] = {}
-        spans: list[tuple[int, int]] = []
-        points: list[int] = []
-        for before, _after in plan.replace:
-            at = self._locate(ry, tree, before)
-            if at is None:
-                return None
-            found[id(before)] = at
-            spans.append((at[0], at[0] + len(at[1])))
-        for entry in plan.delete:
-            at = self._locate(ry, tree, entry)
-            if at is None:
-                return None
-            found[id(entry)] = at
-            spans.append((at[0], at[0] + len(at[1])))
-        for _new, anchor, after in plan.insert:
-            at = self._locate(ry, tree, anchor)
-            if at is None:
-                return None
-            found[id(anchor)] = at
-            points.append(at[0] + len(at[1]) if after else at[0])
-        spans.sort()
-        for (_s1, e1), (s2, _e2) in itertools.pairwise(spans):
-            if s2 < e1:
-                return None
-        if any(s < p < e for p in points for s, e in spans):
-            return None
-        return found
-
-    def _locate(self, ry: YAML, tree: CommentedMap, entry: Entry) -> tuple[int, str] | None:
-        """Where ``entry`` is written in the text, verified against its rendering."""
-        if yaml_edit.block_chain(tree, entry.container) < len(entry.container) + 1:
-            return None
-        try:
-            block = yaml_edit.render_entry(ry, tree, entry)
-        except (KeyError, IndexError, TypeError):
-            return None
-        if not block.endswith("\n"):
-            return None
-        text = self._text
-        node, exact = self._step_hint(entry.path)
-        if node is not None and exact:
-            pos = self._line_start(node.line - 1)
-            candidates = [pos] if text.startswith(block, pos) else []
-        else:
-            start, end = 0, len(text)
-            if node is not None:
-                start, end = self._line_start(node.line - 1), self._line_start(node.end_line)
-            candidates = yaml_edit.find_block(text, block, start, end + len(block))
-            candidates = [c for c in candidates if c < max(end, start + 1)]
-        if len(candidates) != 1:
-            return None
-        pos = candidates[0]
-        col = yaml_edit.entry_col(block, isinstance(entry.key, str))
-        if not yaml_edit.ends_entry(text, pos + len(block), col):
-            return None
-        return pos, block
-
-    def _render_plan(self, ry: YAML, tree: CommentedMap, plan: _Plan, located: dict[int, tuple[int, str]]
-                     ) -> tuple[list[Hunk], tuple[list[TreeOp], list[TreeOp]]]:
-        """The text hunks of a located plan, and the tree operations that redo / undo it."""
-        hunks: list[Hunk] = []
-        redo: list[TreeOp] = []
-        undo: list[TreeOp] = []
-        for before, after in plan.replace:
-            pos, old = located[id(before)]
-            new = yaml_edit.render_entry(ry, tree, after)
-            hunks.append((pos, old, new))
-            redo.append(("set", after.path, new, -1))
-            undo.append(("set", before.path, old, -1) if before.path == after.path
-                        else ("del", after.path, "", -1))
-        for entry in plan.delete:
-            pos, old = located[id(entry)]
-            hunks.append((pos, old, ""))
-            redo.append(("del", entry.path, "", -1))
-            undo.append(("ins" if isinstance(entry.key, int) else "set", entry.path, old, plan.key_index.get(
-                entry.path, -1)))
-        for new_entry, anchor, after_anchor in plan.insert:
-            pos, old = located[id(anchor)]
-            new = yaml_edit.render_entry(ry, tree, new_entry)
-            hunks.append((pos + len(old) if after_anchor else pos, "", new))
-            redo.append(("ins", new_entry.path, new, -1))
-            undo.append(("del", new_entry.path, "", -1))
-        if any(b.path != a.path for b, a in plan.replace):
-            redo = undo = []  # a holder that moved: no replay (the tree is parsed again when needed)
-        undo.reverse()
-        hunks.sort(key=lambda h: (h[0], len(h[1])))
-        merged: list[Hunk] = []
-        for hunk in hunks:  # touching hunks (insert next to a deletion) become one
-            if merged and hunk[0] <= merged[-1][0] + len(merged[-1][1]):
-                pos, removed, inserted = merged[-1]
-                merged[-1] = (pos, removed + hunk[1], inserted + hunk[2])
-            else:
-                merged.append(hunk)
-        return merged, (redo, undo)
-
-    def _entry_for(self, tree: CommentedMap, path: YamlPath) -> Entry | None:
-        """The deepest existing block entry holding ``path`` (what a change at ``path`` re-renders)."""
-        node: Any = tree
-        best: Entry | None = None
-        for depth, key in enumerate(path):
-            if not yaml_edit.is_block(node):
-                break
-            try:
-                child = yaml_edit.walk(node, (key,))
-            except (KeyError, IndexError, TypeError):
-                break
-            best = Entry(path[:depth], key)
-            node = child
-        return best
-
-    def _delete_plan(self, tree: CommentedMap, path: YamlPath) -> _Plan | None:
-        container = yaml_edit.walk(tree, path[:-1])
-        first_key = isinstance(container, CommentedMap) and len(path) >= 2 and isinstance(path[-2], int) \
-            and next(iter(container), None) == path[-1]
-        if yaml_edit.is_block(container) and len(container) > 1 and not first_key:
-            index = list(container).index(path[-1]) if isinstance(container, CommentedMap) else -1
-            return _Plan(delete=[Entry(path[:-1], path[-1])], key_index={path: index})
-        entry = self._entry_for(tree, path[:-1])
-        return _Plan(replace=[(entry, entry)]) if entry is not None else None
-
-    def _insert_plan(self, tree: CommentedMap, list_path: YamlPath, index: int, new: Entry,
-                     shift: tuple[YamlPath, int] | None = None) -> _Plan | None:
-        """Insert ``new`` next to a neighbour in the list, or re-render what holds the list."""
-        current = _get(tree, list_path)
-        if isinstance(current, CommentedSeq) and yaml_edit.is_block(current) and len(current) > 0:
-            if index < len(current):
-                return _Plan(insert=[(new, Entry(list_path, index), False)])
-            return _Plan(insert=[(new, Entry(list_path, len(current) - 1), True)])
-        entry = self._entry_for(tree, list_path)
-        if entry is None:
-            return None
-        after = Entry(_shift_after_removal(entry.container, *shift), entry.key) if shift else entry
-        if shift and entry.container == shift[0] and isinstance(entry.key, int):
-            return None  # the holder sits in the list a step leaves: dump it all
-        return _Plan(replace=[(entry, after)])
-
-    def _step_hint(self, path: YamlPath) -> tuple[StepNode | None, bool]:
-        """The innermost outline step holding ``path`` and whether it is the step itself."""
-        if len(path) < 2 or path[0] != "pipelines":
-            return None, False
-        pipeline = self.outline.pipelines.get(str(path[1])) if self._outline_text is self._text else None
-        if pipeline is None:
-            return None, False
-        best: StepNode | None = None
-        for node in pipeline.nodes.values():
-            if path[:len(node.path)] == node.path and (best is None or len(node.path) > len(best.path)):
-                best = node
-        return best, best is not None and best.path == path
-
-    def _line_start(self, line0: int) -> int:
-        if self._lines_text is not self._text:
-            self._lines = [0] + [m.end() for m in re.finditer("\n", self._text)]
-            self._lines_text = self._text
-        if line0 < 0:
-            return 0
-        return self._lines[line0] if line0 < len(self._lines) else len(self._text)
-
-    def _step_at(self, tree: CommentedMap, path: YamlPath) -> CommentedMap:
-        try:
-            node = yaml_edit.walk(tree, path)
-        except (KeyError, IndexError, TypeError) as exc:
-            raise EditError(f"there is no step at {_path_text(path)} any more") from exc
-        if not isinstance(node, CommentedMap) or not path or not isinstance(path[-1], int):
-            raise EditError(f"{_path_text(path)} is not a step")
-        return node
-
-    def _step_name_at(self, tree: CommentedMap, path: YamlPath) -> str:
-        return str(self._step_at(tree, path).get("name", ""))
-
-    def _step_names(self, tree: CommentedMap, list_path: YamlPath) -> set[str]:
-        """Every step name in the pipeline holding ``list_path`` (from the tree, sub-steps too)."""
-        root = _get(tree, list_path[:2]) if len(list_path) >= 2 and list_path[0] == "pipelines" else None
-        names: set[str] = set()
-        for value in _walk_maps(root if root is not None else _get(tree, list_path)):
-            name = value.get("name")
-            if isinstance(name, str) and "type" in value:
-                names.add(name)
-        return names
-
-    def _reference_changes(self, tree: CommentedMap, pipeline: PipelineOutline, target: StepNode,
-                           old: str, new: str) -> dict[YamlPath, Any]:
-        """Config values naming ``target`` (at the types' step_refs) and templates reading its output."""
-        changes: dict[YamlPath, Any] = {}
-        for node in pipeline.nodes.values():
-            shape = self._shapes.get(node.type)
-            if shape is None or not shape.step_refs:
-                continue
-            siblings = pipeline.steps if node.parent is None else pipeline.nodes[node.parent].children
-            scope = {s.name: s.id for s in pipeline.steps}
-            scope.update({s.name: s.id for s in siblings})
-            if scope.get(old) != target.id:
-                continue
-            config = _get(tree, (*node.path, "config"))
-            for pattern in sorted(shape.step_refs):
-                for rel, value in _find_paths(config, pattern.split(".")):
-                    if value == old:
-                        changes[(*node.path, "config", *rel)] = new
-        pattern = re.compile(r"(\.steps\.)" + re.escape(old) + r"(?![\w-])|(\.steps\[\s*)([\"'])"
-                             + re.escape(old) + r"\3(\s*\])")
-
-        ident = re.compile(r"[A-Za-z_]\w*")
-        dotted = ident.fullmatch(new) is not None or ident.fullmatch(old) is None
-
-        def fix(match: re.Match[str]) -> str:
-            if match.group(1):  # .steps.old -> .steps.new (or .steps["new"] when that would not read)
-                return f".steps.{new}" if dotted else f'.steps["{new}"]'
-            return f"{match.group(2)}{match.group(3)}{new}{match.group(3)}{match.group(4)}"
-
-        base = pipeline.path
-        for rel, value in _strings(_get(tree, base), ()):
-            if ".steps" in value and old in value:
-                fixed = pattern.sub(fix, value)
-                if fixed != value:
-                    changes[(*base, *rel)] = fixed
-        return changes
-
+    def _text_source(self) -> Source:
+        """The current text for the planner, with its outline when that is current (kept while
+        the text is: its line starts are computed once)."""
+        outline = self.outline if self._outline_text is self._text else None
+        src = self._source
+        if src is None or src.text is not self._text or src.outline is not outline:
+            src = self._source = Source(self._text, outline)
+        return src
 
 # ---------------------------------------------------------------------- helpers
 
@@ -737,41 +504,6 @@ def write_atomic(target: Path, text: str) -> None:
 
 def _normalize(text: str) -> str:
     return text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
-
-
-def trim_common(removed: str, inserted: str) -> tuple[int, str, str]:
-    """Drop what both sides of a replacement share at each end: (offset of the rest, the
-    rest of ``removed``, the rest of ``inserted``). Keeps cursors in place and lets typing
-    runs merge."""
-    lo = 0
-    limit = min(len(removed), len(inserted))
-    while lo < limit and removed[lo] == inserted[lo]:
-        lo += 1
-    hi = 0
-    while hi < limit - lo and removed[-1 - hi] == inserted[-1 - hi]:
-        hi += 1
-    return lo, removed[lo:len(removed) - hi], inserted[lo:len(inserted) - hi]
-
-
-def _refine(hunks: list[Hunk]) -> list[Hunk]:
-    """Each hunk without the characters its two sides share at both ends."""
-    out: list[Hunk] = []
-    for pos, removed, inserted in hunks:
-        lo, removed, inserted = trim_common(removed, inserted)
-        if removed or inserted:
-            out.append((pos + lo, removed, inserted))
-    return out
-
-
-def _path_text(path: YamlPath) -> str:
-    return ".".join(f"[{k}]" if isinstance(k, int) else str(k) for k in path).replace(".[", "[")
-
-
-def _get(tree: Any, path: YamlPath) -> Any:
-    try:
-        return yaml_edit.walk(tree, path)
-    except (KeyError, IndexError, TypeError):
-        return None
 
 
 def _assign(tree: CommentedMap, path: YamlPath, value: Any) -> None:
@@ -831,99 +563,20 @@ def _same(old: Any, new: Any) -> bool:
 
 def _ensure_list(tree: CommentedMap, path: YamlPath) -> list[Any]:
     """The list at ``path``, made (block style, parents included) when missing or an empty ``[]``."""
-    current = _get(tree, path)
+    current = yaml_edit.get(tree, path)
     if isinstance(current, list) and (len(current) or not _flow(current)):
         return current
     if current is not None and not isinstance(current, list):
-        raise EditError(f"{_path_text(path)} is not a list")
+        raise EditError(f"{path_text(path)} is not a list")
     parent: Any = tree
     for key in path[:-1]:
-        child = _get(parent, (key,))
+        child = yaml_edit.get(parent, (key,))
         if not isinstance(child, (dict, list)):
             if not isinstance(parent, dict):
-                raise EditError(f"cannot make {_path_text(path)}: {key} is not there")
+                raise EditError(f"cannot make {path_text(path)}: {key} is not there")
             child = CommentedMap()
             parent[key] = child
         parent = child
     fresh = CommentedSeq()
     parent[path[-1]] = fresh
     return fresh
-
-
-def _shift_after_removal(path: YamlPath, src_list: YamlPath, index: int) -> YamlPath:
-    """``path`` once item ``index`` of ``src_list`` is gone (later siblings move up one)."""
-    n = len(src_list)
-    if len(path) > n and path[:n] == src_list and isinstance(path[n], int) and path[n] > index:
-        return (*src_list, path[n] - 1, *path[n + 1:])
-    return path
-
-
-def _default_name(step: Mapping[str, Any]) -> str:
-    kind = str(step.get("type") or "step")
-    return re.sub(r"[^A-Za-z0-9_-]+", "-", kind.rsplit(".", 1)[-1]).strip("-") or "step"
-
-
-def _unique_name(base: str, names: set[str]) -> str:
-    if base not in names:
-        return base
-    stem = re.sub(r"-\d+$", "", base) or base
-    n = 2
-    while f"{stem}-{n}" in names:
-        n += 1
-    return f"{stem}-{n}"
-
-
-def _walk_maps(value: Any) -> Iterator[dict[str, Any]]:
-    if isinstance(value, dict):
-        yield value
-        for item in value.values():
-            yield from _walk_maps(item)
-    elif isinstance(value, list):
-        for item in value:
-            yield from _walk_maps(item)
-
-
-def _strings(value: Any, at: YamlPath) -> Iterator[tuple[YamlPath, str]]:
-    if isinstance(value, dict):
-        for key, item in value.items():
-            yield from _strings(item, (*at, key))
-    elif isinstance(value, list):
-        for i, item in enumerate(value):
-            yield from _strings(item, (*at, i))
-    elif isinstance(value, str):
-        yield at, value
-
-
-def _find_paths(value: Any, parts: list[str], at: YamlPath = ()) -> Iterator[tuple[YamlPath, Any]]:
-    """Values at a dotted step_refs pattern (``*`` = every key or item), like the engine reads them."""
-    if not parts:
-        if isinstance(value, list):
-            for i, item in enumerate(value):
-                if isinstance(item, str):
-                    yield (*at, i), item
-        elif value is not None:
-            yield at, value
-        return
-    head, rest = parts[0], parts[1:]
-    if head == "*":
-        if isinstance(value, dict):
-            for key, item in value.items():
-                yield from _find_paths(item, rest, (*at, key))
-        elif isinstance(value, list):
-            for i, item in enumerate(value):
-                yield from _find_paths(item, rest, (*at, i))
-    elif isinstance(value, dict) and head in value:
-        yield from _find_paths(value[head], rest, (*at, head))
-
-
-def _node_by_path(pipeline: PipelineOutline, path: YamlPath) -> StepNode | None:
-    return next((n for n in pipeline.nodes.values() if n.path == path), None)
-
-
-def _outermost(entries: list[Entry]) -> list[Entry]:
-    """Drop entries inside other entries (and duplicates)."""
-    out: list[Entry] = []
-    for entry in sorted(entries, key=lambda e: len(e.path)):
-        if not any(entry.path[:len(kept.path)] == kept.path for kept in out):
-            out.append(entry)
-    return out

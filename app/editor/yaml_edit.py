@@ -250,6 +250,14 @@ def walk(tree: Any, path: Iterable[str | int]) -> Any:
     return node
 
 
+def get(tree: Any, path: Iterable[str | int]) -> Any:
+    """The node at ``path``, or None when it is missing (or a parent is not a container)."""
+    try:
+        return walk(tree, path)
+    except (KeyError, IndexError, TypeError):
+        return None
+
+
 def is_block(node: Any) -> bool:
     return isinstance(node, (CommentedMap, CommentedSeq)) and not node.fa.flow_style()
 

@@ -33,7 +33,8 @@ from PySide6.QtGui import (
 from PySide6.QtWidgets import QMenu, QPlainTextEdit, QTextEdit, QToolTip, QWidget
 
 from app import theme
-from app.editor.document import PipelineDocument, trim_common
+from app.editor.document import PipelineDocument
+from app.editor.text_patch import trim_common
 from app.editor.yaml_highlight import YamlHighlighter
 from engine.service.models import DiagnosticInfo
 
