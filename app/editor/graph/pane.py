@@ -15,59 +15,39 @@ Decisions:
   ``step_id`` is "" when the selection is cleared.
 - :meth:`select_step` selects the drawn node (the collapsed composite when the step is
   inside one) and centres it only when it is not already in view.
-- Debugger marks (breakpoint dots, the paused highlight) are kept per pipeline by step id and
-  put back on every rebuild; the pane never talks to the service: it asks for breakpoints with
-  ``breakpointToggleRequested`` and draws what :meth:`set_breakpoints` gives it. A breakpoint on
-  a step hidden in a collapsed composite shows as a small dot on that composite; a pause
-  inside one expands it.
+- Debugger marks (breakpoint dots, the paused highlight) are kept per pipeline by step id
+  (:mod:`app.editor.graph.debug_marks`) and put back on every rebuild; the pane never talks to
+  the service: it asks for breakpoints with ``breakpointToggleRequested`` and draws what
+  :meth:`set_breakpoints` gives it. A breakpoint on a step hidden in a collapsed composite shows
+  as a small dot on that composite; a pause inside one expands it.
+- The actions (toolbar, shortcuts) and the menus are :mod:`app.editor.graph.actions`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from functools import partial
 from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QEvent, QObject, QPoint, QPointF, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QIcon, QKeyEvent, QKeySequence, QTransform
-from PySide6.QtWidgets import (
-    QComboBox,
-    QHBoxLayout,
-    QInputDialog,
-    QLabel,
-    QLineEdit,
-    QMenu,
-    QSizePolicy,
-    QToolButton,
-    QVBoxLayout,
-    QWidget,
-)
+from PySide6.QtGui import QAction, QTransform
+from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QMenu, QVBoxLayout, QWidget
 
 from app.editor.document import EditError, PipelineDocument
+from app.editor.graph.actions import GraphActions, is_breakpoint_key
 from app.editor.graph.catalog import TypeCatalog, ref_slots
-from app.editor.graph.items import Marks, Problems
+from app.editor.graph.debug_marks import BreakpointMarks, DebugMarks, ask_condition
+from app.editor.graph.items import Problems
 from app.editor.graph.layout import START, GraphLayout, count_steps, layout_pipeline, visible_ancestor
 from app.editor.graph.minimap import Minimap
 from app.editor.graph.scene import PipelineScene
 from app.editor.graph.style import GraphStyle
 from app.editor.graph.view import PipelineView
-from app.editor.outline import Outline, PipelineOutline, StepNode, YamlPath, scope_names
+from app.editor.outline import Outline, PipelineOutline, StepNode, YamlPath
 from engine.service.models import DiagnosticInfo, StepTypeInfo
 
 HINT_MS = 6000
-MAX_MENU_TARGETS = 60  # longer lists of steps to route to are left to dragging
-BREAKPOINT_KEY = Qt.Key.Key_F9
 ViewState = tuple[float, QPointF]  # (zoom, scene centre)
-BreakpointMarks = dict[str, tuple[bool, str]]  # step id -> (enabled, jq condition or "")
-
-
-def _icon(name: str) -> QIcon:
-    try:
-        from app.icons import icon
-    except ImportError:
-        return QIcon()
-    return icon(name)
 
 
 class GraphPane(QWidget):
@@ -91,8 +71,7 @@ class GraphPane(QWidget):
         self._fit_pending = False
         self._auto_fit = False  # keep fitting on resize until the user pans or zooms
         self._current_id = ""
-        self._breakpoints: dict[str, BreakpointMarks] = {}  # by pipeline
-        self._paused: dict[str, str] = {}  # pipeline -> the step id where a run is paused
+        self._marks = DebugMarks()
 
         self.scene = PipelineScene(self)
         self.view = PipelineView(self.scene)
@@ -120,18 +99,17 @@ class GraphPane(QWidget):
         self._hint_timer = QTimer(self, singleShot=True, interval=HINT_MS)
         self._hint_timer.timeout.connect(self.hint.hide)
 
-        self._actions: dict[str, QAction] = {}
-        self._make_actions()
+        self._actions = GraphActions(self)
         toolbar = QHBoxLayout()
         toolbar.setContentsMargins(4, 2, 4, 2)
         toolbar.setSpacing(2)
         toolbar.addWidget(self.selector)
         toolbar.addStretch(1)
         for name in ("zoom_out",):
-            toolbar.addWidget(self._button(name))
+            toolbar.addWidget(self._actions.button(name))
         toolbar.addWidget(self.zoom_label)
         for name in ("zoom_in", "zoom_fit", "zoom_selection", "auto_layout", "minimap"):
-            toolbar.addWidget(self._button(name))
+            toolbar.addWidget(self._actions.button(name))
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(0)
@@ -236,19 +214,11 @@ class GraphPane(QWidget):
         """All the breakpoints of ``pipeline``: step id -> (enabled, condition). Drawn as a dot at
         the node's left edge (hollow when disabled, with a "?" when conditional); kept across
         rebuilds and pipeline switches. Ids not in the graph are kept but not drawn."""
-        marks = {
-            step: (bool(enabled), (condition or "").strip())
-            for step, (enabled, condition) in breakpoints.items()
-        }
-        if marks:
-            self._breakpoints[pipeline] = marks
-        elif self._breakpoints.pop(pipeline, None) is None:
-            return
-        if pipeline == self._pipeline:
+        if self._marks.set_breakpoints(pipeline, breakpoints) and pipeline == self._pipeline:
             self._apply_marks()
 
     def breakpoints(self, pipeline: str) -> BreakpointMarks:
-        return dict(self._breakpoints.get(pipeline, {}))
+        return self._marks.breakpoints(pipeline)
 
     def set_paused(self, pipeline: str, step_id: str | None) -> bool:
         """Highlight the step of ``pipeline`` where an execution is paused (None clears that
@@ -256,24 +226,23 @@ class GraphPane(QWidget):
         composites around it expanded) and selected without ``stepSelected``, centred only when
         off-screen. False when the step is not in the shown graph (the mark is kept for when
         it is)."""
-        before = self._paused.get(pipeline)
+        before = self._marks.set_paused(pipeline, step_id)
         if not step_id:
-            if self._paused.pop(pipeline, None) is not None and pipeline == self._pipeline:
+            if before is not None and pipeline == self._pipeline:
                 self._apply_marks()
             return False
-        self._paused[pipeline] = step_id
         if step_id == before:
             return self._is_drawn(pipeline, step_id)
         return self.reveal_paused(pipeline)
 
     def paused_step(self, pipeline: str) -> str | None:
-        return self._paused.get(pipeline)
+        return self._marks.paused(pipeline)
 
     def reveal_paused(self, pipeline: str | None = None) -> bool:
         """Show, select and (when off-screen) centre the paused step of ``pipeline`` (default:
         the shown pipeline) again."""
         pipeline = pipeline or self._pipeline
-        step_id = self._paused.get(pipeline) if pipeline else None
+        step_id = self._marks.paused(pipeline) if pipeline else None
         if pipeline is None or step_id is None:
             return False
         if self._shown is None or pipeline not in self._shown.pipelines:
@@ -309,20 +278,15 @@ class GraphPane(QWidget):
         """Ask for a jq condition (the current one filled in) and request that breakpoint."""
         if self._pipeline is None or not step_id:
             return
-        current = self._breakpoints.get(self._pipeline, {}).get(step_id, (True, ""))[1]
+        current = (self._marks.breakpoint(self._pipeline, step_id) or (True, ""))[1]
         p = self.scene.pipeline
         name = p.nodes[step_id].name if p is not None and step_id in p.nodes else step_id
-        text, ok = QInputDialog.getText(
-            self,
-            "Breakpoint condition",
-            f"Pause at {name} when this jq condition is true (e.g. .qty > 10):",
-            QLineEdit.EchoMode.Normal,
-            current,
-        )
-        if ok and text.strip():
+        text = ask_condition(self, name, current)
+        if text is not None:
             self.request_breakpoint(step_id, text)
 
-    def _toggle_current_breakpoint(self) -> None:
+    def toggle_current_breakpoint(self) -> None:
+        """Toggle the breakpoint of the current step (F9), or say how to choose one."""
         ids = self.scene.selected_ids()
         current = self._current_id if self._current_id in ids else (ids[0] if ids else "")
         if not current:
@@ -339,34 +303,18 @@ class GraphPane(QWidget):
         p, lay = self.scene.pipeline, self.scene.layout
         if p is None or lay is None:
             return
-        if self.scene.set_marks(self._marks_for(p, lay)) and refresh_minimap:
+        if self.scene.set_marks(self._marks.marks_for(p, lay)) and refresh_minimap:
             self.minimap.refresh()
-
-    def _marks_for(self, p: PipelineOutline, layout: GraphLayout) -> dict[str, Marks]:
-        """The marks of the drawn steps: a hidden step's go on its collapsed composite."""
-        breakpoints = self._breakpoints.get(p.name, {})
-        paused = self._paused.get(p.name, "")
-        if not breakpoints and not paused:
-            return {}
-        own: dict[str, tuple[bool, str]] = {}
-        inner: dict[str, int] = {}
-        for step_id, breakpoint in breakpoints.items():
-            shown = visible_ancestor(step_id, p, layout.boxes) if step_id in p.nodes else None
-            if shown == step_id:
-                own[step_id] = breakpoint
-            elif shown is not None:
-                inner[shown] = inner.get(shown, 0) + 1
-        paused_on = visible_ancestor(paused, p, layout.boxes) if paused in p.nodes else None
-        out: dict[str, Marks] = {}
-        for step_id in {*own, *inner, *([paused_on] if paused_on else [])}:
-            at = paused if step_id == paused_on else ""
-            out[step_id] = Marks(own.get(step_id), inner.get(step_id, 0), at)
-        return out
 
     def action(self, name: str) -> QAction:
         """The pane's actions: zoom_in, zoom_out, zoom_fit, zoom_selection, auto_layout, minimap,
         delete, duplicate, breakpoint (F9; shortcuts work while the graph has focus)."""
         return self._actions[name]
+
+    @property
+    def catalog(self) -> TypeCatalog:
+        """What the pane knows of the step types (from :meth:`set_type_infos`)."""
+        return self._catalog
 
     def zoom_to_fit(self) -> None:
         if self.view.viewport().width() < 10:
@@ -537,46 +485,7 @@ class GraphPane(QWidget):
 
     def context_menu(self, step_id: str = "") -> QMenu:
         """The menu for ``step_id`` (the background's when ""): insert, duplicate, delete, ..."""
-        menu = QMenu(self)
-        menu.setObjectName("graphContextMenu")
-        p = self.scene.pipeline
-        node = p.nodes.get(step_id) if p is not None and step_id else None
-        editable = self.view.editable and p is not None
-        if node is not None and isinstance(node.path[-1], int):
-            list_path, index = node.path[:-1], int(node.path[-1])
-            self._types_menu(menu, "Insert before", partial(self._insert_at, list_path, index), editable)
-            self._types_menu(menu, "Insert after", partial(self._insert_at, list_path, index + 1), editable)
-        if node is not None and self.scene.layout is not None:
-            for slot in self.scene.layout.slots:
-                if slot.owner == node.id and slot.list_path is not None:
-                    end = slot.indexes[-1] + 1 if slot.indexes else 0
-                    title = f"Add to {slot.label or slot.slot}"
-                    self._types_menu(menu, title, partial(self._insert_at, slot.list_path, end), editable)
-            if node.compensate is None and node.slot != "compensate":
-                self._types_menu(menu, "Add compensation", partial(self.add_compensation, node.id), editable)
-        if node is not None and p is not None:
-            self._wiring_menu(menu, p, node, editable)
-        if node is None and p is not None:
-            end = len(p.steps) and int(p.steps[-1].path[-1]) + 1
-            self._types_menu(
-                menu, "Add step at the end", partial(self._insert_at, (*p.path, "steps"), end), editable
-            )
-        if node is not None:
-            menu.addSeparator()
-            self._breakpoint_menu(menu, node.id)
-            menu.addSeparator()
-            for name in ("duplicate", "delete"):
-                menu.addAction(self._actions[name])
-            if node.id in (self.scene.layout.groups if self.scene.layout else {}):
-                collapsed = node.id in self.collapsed_steps()
-                toggle = menu.addAction("Expand" if collapsed else "Collapse")
-                toggle.triggered.connect(lambda: self.toggle_collapsed(node.id))
-            menu.addAction(self._actions["zoom_selection"])
-        else:
-            menu.addSeparator()
-            menu.addAction(self._actions["auto_layout"])
-            menu.addAction(self._actions["zoom_fit"])
-        return menu
+        return self._actions.context_menu(step_id)
 
     # ------------------------------------------------------------------ rebuilding
 
@@ -698,7 +607,8 @@ class GraphPane(QWidget):
     def _stop_auto_fit(self) -> None:
         self._auto_fit = False
 
-    def _zoom_step(self, factor: float) -> None:
+    def zoom_step(self, factor: float) -> None:
+        """Zoom by ``factor`` (the toolbar's buttons); the view stops fitting itself on resize."""
         self._auto_fit = False
         self.view.zoom_by(factor)
 
@@ -707,10 +617,10 @@ class GraphPane(QWidget):
         self.minimap.update()
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
-        if watched is self.view and _is_breakpoint_key(event):
+        if watched is self.view and is_breakpoint_key(event):
             event.accept()  # an accepted ShortcutOverride: the key comes here, not to a window shortcut
             if event.type() == QEvent.Type.KeyPress and not event.isAutoRepeat():  # type: ignore[attr-defined]
-                self._toggle_current_breakpoint()
+                self.toggle_current_breakpoint()
             return True
         if event.type() in (QEvent.Type.Resize, QEvent.Type.Show):
             if watched is self.view.viewport():
@@ -839,9 +749,6 @@ class GraphPane(QWidget):
         end = int(p.steps[-1].path[-1]) + 1 if p.steps else 0
         return (*p.path, "steps"), end
 
-    def _insert_at(self, list_path: YamlPath, index: int, type_name: str) -> None:
-        self.insert_type(type_name, list_path, index)
-
     def _dropped(self, type_name: str, list_path: YamlPath, index: int) -> None:
         self.insert_type(type_name, tuple(list_path), index)
         self.view.setFocus()
@@ -861,138 +768,10 @@ class GraphPane(QWidget):
         if len(slots) == 1:
             self.rewire(source_id, slots[0].label, target_id)
             return
-        menu = QMenu(self)
-        menu.setObjectName("graphRewireMenu")
-        target = p.nodes[target_id].name if p is not None and target_id in p.nodes else target_id
-        for slot in slots:
-            now = f" (now {slot.value})" if slot.value is not None else ""
-            act = menu.addAction(f"{'.'.join(slot.config_path)} → {target}{now}")
-            act.triggered.connect(partial(self.rewire, source_id, slot.label, target_id))
-        menu.popup(global_pos)
+        self._actions.rewire_menu(p, source_id, slots, target_id).popup(global_pos)
 
     def _context_menu(self, step_id: str, global_pos: QPoint) -> None:
         self.context_menu(step_id).popup(global_pos)
-
-    def _breakpoint_menu(self, menu: QMenu, step_id: str) -> None:
-        current = self._breakpoints.get(self._pipeline or "", {}).get(step_id)
-        toggle = menu.addAction(_icon("breakpoint"), "Toggle breakpoint")
-        toggle.setObjectName("graphMenu_toggleBreakpoint")
-        toggle.setShortcut(self._actions["breakpoint"].shortcut())  # shown in the menu
-        toggle.setShortcutContext(Qt.ShortcutContext.WidgetShortcut)
-        toggle.setCheckable(True)
-        toggle.setChecked(current is not None)
-        toggle.triggered.connect(partial(self.request_breakpoint, step_id, ""))
-        has_condition = current is not None and bool(current[1])
-        title = "Edit breakpoint condition…" if has_condition else "Breakpoint with condition…"
-        ask = menu.addAction(title)
-        ask.setObjectName("graphMenu_conditionalBreakpoint")
-        ask.triggered.connect(partial(self.ask_breakpoint_condition, step_id))
-
-    def _wiring_menu(self, menu: QMenu, p: PipelineOutline, node: StepNode, enabled: bool) -> None:
-        """ "Route <ref> to ▸ step" for each step reference of the type (when the choice is short)."""
-        slots = ref_slots(node, self._catalog.step_refs(node.type))
-        scope = [s for s in scope_names(p, node).values() if s != node.id]
-        if not slots or len(scope) > MAX_MENU_TARGETS:
-            return
-        for slot in slots:
-            sub = menu.addMenu(f"Route {'.'.join(slot.config_path)} to")
-            sub.setEnabled(enabled)
-            for target_id in scope:
-                target = p.nodes[target_id]
-                act = sub.addAction(target.name)
-                act.setCheckable(True)
-                act.setChecked(target.name == slot.value)
-                act.triggered.connect(partial(self.rewire, node.id, slot.label, target_id))
-
-    def _types_menu(self, menu: QMenu, title: str, run: Callable[[str], Any], enabled: bool) -> None:
-        sub = menu.addMenu(title)
-        groups = self._catalog.by_category()
-        sub.setEnabled(enabled and bool(groups))
-        for category, names in groups.items():
-            cat = sub.addMenu(category)
-            try:
-                from app.icons import step_icon
-
-                cat.setIcon(step_icon(category))
-            except ImportError:
-                pass
-            for name in names:
-                cat.addAction(name).triggered.connect(partial(run, name))
-
-    # -- actions and buttons
-
-    def _make_actions(self) -> None:
-        specs: list[tuple[str, str, str, list[Any], Callable[[], object]]] = [
-            (
-                "zoom_in",
-                "Zoom in",
-                "zoom-in",
-                [QKeySequence.StandardKey.ZoomIn, "Ctrl+="],
-                partial(self._zoom_step, 1.25),
-            ),
-            (
-                "zoom_out",
-                "Zoom out",
-                "zoom-out",
-                [QKeySequence.StandardKey.ZoomOut],
-                partial(self._zoom_step, 0.8),
-            ),
-            ("zoom_fit", "Zoom to fit", "zoom-fit", ["F"], self.zoom_to_fit),
-            ("zoom_selection", "Zoom to selection", "search", ["Shift+F"], self.zoom_to_selection),
-            ("auto_layout", "Auto layout", "layout", ["Ctrl+Shift+L"], self.auto_layout),
-            (
-                "delete",
-                "Delete step",
-                "delete",
-                [QKeySequence.StandardKey.Delete, "Backspace"],
-                self.delete_selected,
-            ),
-            ("duplicate", "Duplicate step", "duplicate", ["Ctrl+D"], self.duplicate_selected),
-        ]
-        for name, text, icon_name, keys, slot in specs:
-            act = QAction(_icon(icon_name), text, self)
-            act.setObjectName(f"graphAction_{name}")
-            act.setShortcuts([QKeySequence(k) for k in keys])
-            act.setShortcutContext(Qt.ShortcutContext.WidgetShortcut)  # only while the graph has focus
-            shortcut = act.shortcut().toString(QKeySequence.SequenceFormat.NativeText)
-            act.setToolTip(f"{text} ({shortcut})" if shortcut else text)
-            act.triggered.connect(slot)
-            self.view.addAction(act)
-            self._actions[name] = act
-        # F9 reaches the pane as a key press (see eventFilter), not as this action's shortcut: a
-        # window-wide F9 (the main window's "Toggle Breakpoint") would make an action ambiguous.
-        breakpoint = QAction(_icon("breakpoint"), "Toggle breakpoint", self)
-        breakpoint.setObjectName("graphAction_breakpoint")
-        breakpoint.setShortcut(QKeySequence(BREAKPOINT_KEY))
-        breakpoint.setShortcutContext(Qt.ShortcutContext.WidgetShortcut)
-        breakpoint.setToolTip("Toggle the breakpoint of the current step (F9)")
-        breakpoint.triggered.connect(self._toggle_current_breakpoint)
-        self._actions["breakpoint"] = breakpoint
-        minimap = QAction("Minimap", self)
-        minimap.setObjectName("graphAction_minimap")
-        minimap.setCheckable(True)
-        minimap.setChecked(True)
-        minimap.setToolTip("Show the overview")
-        minimap.toggled.connect(self.minimap.setVisible)
-        self._actions["minimap"] = minimap
-
-    def _button(self, name: str) -> QToolButton:
-        button = QToolButton()
-        button.setObjectName(f"graph_{name}")
-        button.setDefaultAction(self._actions[name])
-        button.setAutoRaise(True)
-        button.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)
-        if self._actions[name].icon().isNull():
-            button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
-        return button
-
-
-def _is_breakpoint_key(event: QEvent) -> bool:
-    return (
-        isinstance(event, QKeyEvent)
-        and event.key() == BREAKPOINT_KEY
-        and event.modifiers() == Qt.KeyboardModifier.NoModifier
-    )
 
 
 def _ancestor_in(node: StepNode, p: PipelineOutline, ids: set[str]) -> bool:
