@@ -302,6 +302,7 @@ class MainWindow(QMainWindow):
             run_button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
         self.main_toolbar = toolbar
         # after the main actions, and shown only while a run is paused (the usual debug toolbar)
+        self.debugger.debug_actions.toolbar.setMovable(False)
         self.addToolBar(self.debugger.debug_actions.toolbar)
 
     @property
@@ -717,6 +718,10 @@ class MainWindow(QMainWindow):
             self._center = True  # a first start: centred on its screen once fitted
         if state:
             self.restoreState(QByteArray(state))
+            # a state saved when the debug toolbar came first would put it first again: re-add it last
+            debug = self.debugger.debug_actions.toolbar
+            self.removeToolBar(debug)
+            self.addToolBar(debug)
         self.debugger.debug_actions.update_state()  # a saved state may show the debug toolbar
         fit_to_screen(self, center=self._center)
         self._fit_on_show = not self.isVisible()

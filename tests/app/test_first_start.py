@@ -162,6 +162,25 @@ def test_the_debug_toolbar_appears_after_the_main_actions_only_while_paused(make
     assert not debug.isVisible()
 
 
+def test_a_layout_saved_with_the_debug_toolbar_first_puts_it_after_the_main_actions(make_window, qloop,
+                                                                                   settings_file: Path):
+    old = make_window(backend=False)  # the layout of earlier versions: debug toolbar, then main
+    debug, main = old.debugger.debug_actions.toolbar, _main_toolbar(old)
+    old.removeToolBar(main)
+    old.addToolBar(main)
+    main.show()
+    settings = Settings(settings_file)
+    settings.set_window_state(bytes(old.saveState().data()))
+    settings.sync()
+    old.close()
+
+    window = make_window(restore=True, backend=False)
+    debug, main = window.debugger.debug_actions.toolbar, _main_toolbar(window)
+    debug.show()  # as a pause shows it
+    until(qloop, lambda: debug.isVisible() and debug.geometry().width() > 0)
+    assert debug.geometry().left() >= main.geometry().right() or debug.geometry().top() >= main.geometry().bottom()
+
+
 def _fits(window: QMainWindow) -> bool:
     return window.screen().availableGeometry().contains(window.frameGeometry())
 
