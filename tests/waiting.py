@@ -44,3 +44,13 @@ def wait_until(probe: Callable[[], T], what: str, timeout: float = TIMEOUT,
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:g}s waiting for {what}; last: {last!r}")
         time.sleep(interval)
+
+
+async def step_started(engine: Any, execution_id: str) -> bool:
+    """Whether a ``step.started`` event of the execution is in the store (read as it lands)."""
+    from engine.errors import NotFoundError
+
+    try:
+        return bool(await engine.events(execution_id, types=["step.started"]))
+    except NotFoundError:  # the execution's first batch is not written yet
+        return False

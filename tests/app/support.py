@@ -17,7 +17,7 @@ from typing import Any
 from app import asyncqt
 
 
-async def eventually(condition: Callable[[], object], timeout: float = 5.0) -> None:
+async def eventually(condition: Callable[[], object], timeout: float = 30.0) -> None:
     """Inside a coroutine on the loop: wait until ``condition()`` holds."""
     deadline = time.monotonic() + timeout
     while not condition():
@@ -26,7 +26,7 @@ async def eventually(condition: Callable[[], object], timeout: float = 5.0) -> N
         await asyncio.sleep(0.01)
 
 
-def until(loop: asyncio.AbstractEventLoop, condition: Callable[[], object], timeout: float = 10.0) -> None:
+def until(loop: asyncio.AbstractEventLoop, condition: Callable[[], object], timeout: float = 30.0) -> None:
     """Run the qasync loop (Qt events and tasks) until ``condition()`` holds."""
     loop.run_until_complete(eventually(condition, timeout))
 
@@ -50,7 +50,7 @@ def finished(loop: asyncio.AbstractEventLoop, service: Any, execution_id: str) -
                 return summary
             await asyncio.sleep(0.01)
 
-    return loop.run_until_complete(asyncio.wait_for(wait(), 10))
+    return loop.run_until_complete(asyncio.wait_for(wait(), 30))
 
 
 def free_port() -> int:

@@ -6,12 +6,12 @@ Each test is one coroutine on the qasync loop (qasync runs a last round of Qt ev
 
 from __future__ import annotations
 
-import asyncio
 import time
 
 from PySide6.QtCore import QModelIndex, Qt
 from PySide6.QtWidgets import QComboBox, QLineEdit, QTableView
 
+from app import asyncqt
 from app.executions import executions_panel as panel_module
 from app.executions.executions_panel import ExecutionsPanel
 from app.executions.list_model import ID_ROLE, PIPELINE, REPLAY_OF, STATUS
@@ -85,8 +85,10 @@ def test_pages_through_cursors_and_filters_reload(qtbot, qloop, service, monkeyp
         await eventually(lambda: rows(panel) == [ids[4]])
 
         since = panel.findChild(QComboBox, "filterSince")
+        before = time.time()
         since.setCurrentIndex(0)  # last 15 minutes: the service gets a lower bound
-        assert abs(panel.current_filter().since - (time.time() - 900)) < 5
+        bound = panel.current_filter().since
+        assert before - 900 - 1 <= bound <= time.time() - 900 + 1  # 1 s: clock rounding only
         await eventually(lambda: rows(panel) == [ids[4]])
         search.clear()
         await eventually(lambda: model.rowCount() == 5)
@@ -135,11 +137,12 @@ def test_live_runs_respect_the_filter(qtbot, qloop, service):
         pipeline = panel.findChild(QComboBox, "filterPipeline")
         await eventually(lambda: pipeline.findData("triage") >= 0)
         choose(pipeline, "triage")
-        await asyncio.sleep(0.05)
+        await eventually(lambda: asyncqt.pending() == 0)  # the filtered reload is in
         await service.run("create-order", ORDER)
         kept = (await service.run("triage", TRIAGE)).execution_id
         await eventually(lambda: rows(panel) == [kept])
-        await asyncio.sleep(0.3)  # past a coalescing interval: the other run never lands
+        # Live events arrive in order: the other run's were judged before ``kept`` showed.
+        await eventually(lambda: asyncqt.pending() == 0 and not panel._flush_timer.isActive())
         assert rows(panel) == [kept]
         panel.stop()
 

@@ -145,7 +145,7 @@ def test_recorded_outputs_mocks_and_refusals(qtbot, qloop, service, original, di
         while not await service.paused():
             await asyncio.sleep(0.01)
 
-    qloop.run_until_complete(asyncio.wait_for(pause(), 10))
+    qloop.run_until_complete(asyncio.wait_for(pause(), 30))
     other = ReplayDialog(service, paused.execution_id)
     qtbot.addWidget(other)
     qloop.run_until_complete(other.load())

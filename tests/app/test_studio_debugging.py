@@ -66,7 +66,7 @@ def test_breakpoint_on_a_node_pause_edit_step_over_continue(window: MainWindow, 
     until(qloop, lambda: editor.graph.paused_step("create-order") == "store")
     _action(window, "actionContinue").trigger()
     result = None
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         result = qloop.run_until_complete(service.get_execution(started.execution_id))
         if result.status not in ("running", "paused"):

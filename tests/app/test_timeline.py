@@ -118,7 +118,7 @@ def run(qloop: asyncio.AbstractEventLoop, service: LocalService, pipeline: str, 
     return result.execution_id
 
 
-def wait_until(qloop: asyncio.AbstractEventLoop, condition: Callable[[], object], timeout: float = 10.0) -> None:
+def wait_until(qloop: asyncio.AbstractEventLoop, condition: Callable[[], object], timeout: float = 30.0) -> None:
     """Run the loop until ``condition()`` (a value or an awaitable) is true."""
 
     async def poll() -> None:

@@ -31,6 +31,7 @@ from engine.service.errors import (
     Unavailable,
 )
 from engine.service.models import Event, RunOptions
+from tests.waiting import wait_for_condition
 
 try:
     from tests.contract.contract_harness import PIPELINES, LoopbackHost, Served, free_port
@@ -191,12 +192,13 @@ async def test_the_all_stream_resumes_after_a_cut(server: Served) -> None:
         runs = [await direct.run("greet", {"name": str(i)}) for i in range(3)]
         for run in runs:
             expected = await direct.events(run.execution_id)
-            for _ in range(500):
-                if len([e for e in received if e.execution_id == run.execution_id]) == \
-                        len(expected):
-                    break
-                await asyncio.sleep(0.01)
-            assert [e for e in received if e.execution_id == run.execution_id] == expected
+
+            def of_run(execution_id: str = run.execution_id) -> list[Event]:
+                return [e for e in received if e.execution_id == execution_id]
+
+            await wait_for_condition(lambda n=len(expected): len(of_run()) >= n,  # noqa: B008
+                                     f"the events of {run.execution_id} through the proxy")
+            assert of_run() == expected
         keys = [(e.execution_id, e.seq) for e in received]
         assert len(keys) == len(set(keys))  # nothing twice across the reconnect
     finally:
@@ -297,7 +299,8 @@ async def test_http_failures_map_to_typed_errors(canned: ThreadingHTTPServer) ->
         404, "application/json", {"error": "conflict", "message": "the code wins"}, 0.0)
     routes["/api/v1/pipelines/g/definition"] = (405, "text/plain", "", 0.0)
     routes["/api/v1/pipelines/h/definition"] = (200, "application/json", {"wrong": 1}, 0.0)
-    routes["/api/v1/pipelines/slow/definition"] = (200, "application/json", {}, 2.0)
+    # Far slower than the client's timeout: only the timeout can end the call ("no reply").
+    routes["/api/v1/pipelines/slow/definition"] = (200, "application/json", {}, 30.0)
     async with RemoteService(_url(canned), "k", timeout=0.5) as remote:
         with pytest.raises(NotFound, match="404"):
             await remote.get_definition("a")
@@ -316,10 +319,8 @@ async def test_http_failures_map_to_typed_errors(canned: ThreadingHTTPServer) ->
             await remote.get_definition("g")
         with pytest.raises(Unavailable, match="expected shape"):
             await remote.get_definition("h")
-        began = time.monotonic()
         with pytest.raises(Unavailable, match="no reply"):
             await remote.get_definition("slow")
-        assert time.monotonic() - began < 1.9
 
 
 async def test_an_unreachable_server_is_unavailable() -> None:
@@ -336,13 +337,12 @@ async def test_an_unreachable_server_is_unavailable() -> None:
 async def test_a_silent_stream_is_reconnected_then_given_up(canned: ThreadingHTTPServer) -> None:
     routes = canned.routes  # type: ignore[attr-defined]
     routes["/api/v1/version"] = _version("1")
-    routes["/api/v1/stream"] = (200, "text/event-stream", ": hello\n\n", 1.0)
+    routes["/api/v1/stream"] = (200, "text/event-stream", ": hello\n\n", 30.0)
     async with RemoteService(_url(canned), "k", timeout=0.3, max_reconnects=2,
                              reconnect_delay=0.01) as remote:
-        began = time.monotonic()
+        # Each attempt is silent for far longer than the heartbeat timeout: only it can end them.
         with pytest.raises(Unavailable, match=r"no event or heartbeat for 0\.3s.*after 2 reconnects"):
             [e async for e in remote.subscribe()]
-        assert time.monotonic() - began < 2.0  # three attempts of 0.3s, short pauses
 
 
 def _sse(*events: tuple[int, str]) -> str:

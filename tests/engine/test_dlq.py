@@ -22,6 +22,7 @@ from engine.service.errors import Conflict, InvalidInput, NotFound
 from engine.service.models import DlqFilter, RunResult
 from engine.store.records import ExecutionRecord
 from engine.store.store import Store
+from tests.waiting import wait_for_condition
 
 APP = """
 modules:
@@ -279,18 +280,18 @@ async def test_concurrent_retries_of_one_entry_conflict(world: World, store_url:
     try:
         other = DlqManager(other_store, make_runner(world.engine))
         first = asyncio.ensure_future(world.dlq.retry([entry_id]))
-        await asyncio.sleep(0.01)  # the first retry holds the entry (its run takes 30 ms)
-        assert other.get(entry_id).status == "retrying"
+        # The first retry holds the entry while its run goes on (a 30 ms delay step).
+        await wait_for_condition(lambda: other.get(entry_id).status == "retrying",
+                                 "the first retry to claim the entry")
+        # No await between here and the second claim: the first run cannot end in between.
         with pytest.raises(Conflict):
             world.dlq.resolve(entry_id)
-
-        outcomes = await asyncio.gather(first, other.retry([entry_id]), return_exceptions=True)
+        with pytest.raises(Conflict, match="already being retried"):
+            await other.retry([entry_id])
+        [result] = await first
     finally:
         other_store.close()
 
-    conflicts = [o for o in outcomes if isinstance(o, Conflict)]
-    assert len(conflicts) == 1 and "already being retried" in conflicts[0].message
-    [result] = outcomes[0]
     assert result.status == "completed"
     assert world.saved() == [("a", 1)] and len(world.executions("dlq_retry")) == 1
     assert world.dlq.get(entry_id).status == "resolved"
@@ -315,8 +316,8 @@ async def test_cancelling_a_retry_puts_the_entry_back(world: World) -> None:
     [entry_id] = await world.fail_ingest("a")
     world.create_table()
     retry = asyncio.ensure_future(world.dlq.retry([entry_id]))
-    await asyncio.sleep(0.01)
-    assert world.dlq.get(entry_id).status == "retrying"
+    await wait_for_condition(lambda: world.dlq.get(entry_id).status == "retrying",
+                             "the retry to claim the entry")
 
     retry.cancel()
     with pytest.raises(asyncio.CancelledError):

@@ -12,6 +12,7 @@ import pytest
 from engine.api import Engine, Execution
 from engine.errors import NotFoundError
 from engine.store.store import Store
+from tests.waiting import step_started, wait_for_condition
 
 
 def _store(tmp_path: Path) -> str:
@@ -317,12 +318,11 @@ pipelines:
       - {name: sleep, type: step.delay, config: {duration: 60s}}
 """, store=_store(tmp_path)) as engine:
         task = asyncio.ensure_future(engine.run("p", {}))
-        while not engine.running:
-            await asyncio.sleep(0.01)
-        await asyncio.sleep(0.05)
+        await wait_for_condition(lambda: engine.running, "the execution to start")
         (execution_id,) = engine.running
+        await wait_for_condition(lambda: step_started(engine, execution_id), "the step to start")
         assert await engine.cancel(execution_id)
-        ex = await asyncio.wait_for(task, 5)
+        ex = await asyncio.wait_for(task, 30)
         timeline = await engine.timeline(ex.id)
         events = await engine.events(ex.id)
     assert ex.status == "cancelled"

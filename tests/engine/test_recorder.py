@@ -14,6 +14,7 @@ import pytest
 from engine.errors import StoreError
 from engine.store.records import EventRecord, ExecutionRecord, StepRunRecord
 from engine.store.store import Store
+from tests.waiting import wait_for_condition
 
 
 @pytest.fixture(params=["sqlite", "sqlite-core",
@@ -147,7 +148,7 @@ async def test_concurrent_flushers_share_commits(store: Store, reader: Store) ->
 
 
 async def test_flush_with_nothing_pending_returns_at_once(store: Store) -> None:
-    await asyncio.wait_for(store.recorder.flush(), 1)
+    await asyncio.wait_for(store.recorder.flush(), 30)
     assert store.recorder.batches == 0
 
 
@@ -171,11 +172,7 @@ async def test_pending_rows_are_written_after_the_interval(store: Store,
                                                            reader: Store) -> None:
     store.recorder.interval = 0.02
     hand_over(store, "timer")
-    for _ in range(200):
-        await asyncio.sleep(0.01)
-        if reader.count_events("timer") == 4:
-            break
-    assert reader.count_events("timer") == 4
+    await wait_for_condition(lambda: reader.count_events("timer") == 4, "the timed batch")
     assert reader.get_execution("timer") is not None
 
 
@@ -185,11 +182,8 @@ async def test_a_full_buffer_is_written_without_waiting_for_the_interval(
     rec.interval, rec.max_events = 60.0, 50
     for i in range(120):
         rec.event(EventRecord("burst", i + 1, "log", {"i": i}, 1.0))
-    for _ in range(200):
-        await asyncio.sleep(0.01)
-        if reader.count_events("burst") >= 100:
-            break
-    assert reader.count_events("burst") >= 100  # long before the 60 s interval
+    # long before the 60 s interval (the wait gives up at 30 s)
+    await wait_for_condition(lambda: reader.count_events("burst") >= 100, "the full batches")
     await rec.flush()
     assert reader.count_events("burst") == 120
 
@@ -229,10 +223,8 @@ async def test_a_failed_background_batch_is_reported_by_the_next_flush(store: St
     rec.interval = 0.01
     rec.event(EventRecord("bg", 1, "log", {}, 1.0))
     rec.event(EventRecord("bg", 1, "log", {}, 1.0))
-    for _ in range(100):
-        await asyncio.sleep(0.01)
-        if rec.pending == 0 and rec._task is None:
-            break
+    await wait_for_condition(lambda: rec.pending == 0 and rec._task is None,
+                             "the background batch to fail")
     with pytest.raises(StoreError):
         await rec.flush()
     await rec.flush()  # reported once
@@ -347,9 +339,11 @@ async def test_a_long_execution_stays_visible_while_it_runs(store: Store,
         rec.event(EventRecord("long", seq, "log", {"seq": seq}, 1.0))
         ex.event_count = seq
         rec.execution(ex)
-        await asyncio.sleep(0.003)
-    visible = reader.get_execution("long")
-    assert visible is not None and visible.status == "running" and visible.event_count > 0
+        await asyncio.sleep(0.003)  # the run goes on
+    visible = await wait_for_condition(  # an automatic batch lands while it is still running
+        lambda: (found := reader.get_execution("long")) is not None and found.event_count > 0
+        and found, "an automatic batch of the running execution")
+    assert visible.status == "running"
     ex.status = "completed"
     rec.execution(ex)
     await rec.flush()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import pytest
 from engine.service.errors import Conflict, InvalidInput, NotFound
 from engine.service.local import LocalService
 from engine.service.models import PausedExecution, RunOptions
+from tests.waiting import wait_for_condition
 
 PIPELINES = """
 pipelines:
@@ -42,12 +42,10 @@ async def service(tmp_path: Path) -> AsyncIterator[LocalService]:
 
 
 async def wait_paused(service: LocalService, execution_id: str) -> PausedExecution:
-    for _ in range(500):
-        for paused in await service.paused():
-            if paused.execution_id == execution_id:
-                return paused
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"{execution_id} never paused")
+    async def found() -> PausedExecution | None:
+        return next((p for p in await service.paused() if p.execution_id == execution_id), None)
+
+    return await wait_for_condition(found, f"{execution_id} to pause")
 
 
 async def test_pause_patch_step_over_twice_and_continue(service: LocalService) -> None:
@@ -66,11 +64,8 @@ async def test_pause_patch_step_over_twice_and_continue(service: LocalService) -
     assert paused.context["current"]["gross"] == 150
     await service.resume(started.execution_id, "step_over")
     # step_over after the last step: nothing more to pause at, the run completes.
-    for _ in range(500):
-        summary = await service.get_execution(started.execution_id)
-        if summary.status == "completed":
-            break
-        await asyncio.sleep(0.01)
+    assert await _finished(service, started.execution_id) == "completed"
+    summary = await service.get_execution(started.execution_id)
     assert summary.output == {"gross": 150.0, "qty": 2}
     events = await service.events(started.execution_id)
     debug = [(e.type, e.data.get("step"), e.data.get("action") or e.data.get("reason"))
@@ -192,9 +187,8 @@ async def test_cancel_a_paused_execution(service: LocalService) -> None:
 
 
 async def _finished(service: LocalService, execution_id: str) -> str:
-    for _ in range(500):
+    async def ended() -> str | None:
         status = (await service.get_execution(execution_id)).status
-        if status not in ("running", "paused"):
-            return status
-        await asyncio.sleep(0.01)
-    raise AssertionError("execution did not finish")
+        return None if status in ("running", "paused") else status
+
+    return await wait_for_condition(ended, f"{execution_id} to finish")

@@ -25,6 +25,7 @@ from engine.store import models
 from engine.store.locks import LockTimeout
 from engine.store.records import EventRecord, ExecutionRecord, StepRunRecord
 from engine.store.store import Store
+from tests.waiting import wait_for_condition
 
 pytestmark = pytest.mark.postgres
 
@@ -52,13 +53,8 @@ async def pair(tmp_path: Path, fresh_pg_url: Callable[[], str]
         await b.close()
 
 
-async def wait_for(check: Callable[[], Any], what: str, tries: int = 500) -> Any:
-    for _ in range(tries):
-        value = await check()
-        if value:
-            return value
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"never: {what}")
+async def wait_for(check: Callable[[], Any], what: str) -> Any:
+    return await wait_for_condition(check, what)
 
 
 async def paused_in(service: LocalService, execution_id: str) -> PausedExecution | None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +10,7 @@ import pytest
 from engine.api import Engine
 from engine.errors import NotFoundError
 from engine.store.records import StepRunRecord
+from tests.waiting import wait_for_condition
 
 
 def one(steps_yaml: str) -> str:
@@ -538,15 +538,16 @@ async def test_workflow_call_async_returns_the_child_id(tmp_path: Path) -> None:
         ex = await engine.run("parent", {"n": 3})
         assert ex.status == "completed", ex.error
         child_id = ex.output["execution_id"]
-        for _ in range(500):
-            if child_id not in engine.running:
-                try:
-                    child = await engine.get_execution(child_id)
-                except NotFoundError:
-                    child = None
-                if child is not None and child.status == "completed":
-                    break
-            await asyncio.sleep(0.01)
+
+        async def child_completed() -> bool:
+            if child_id in engine.running:
+                return False
+            try:
+                return (await engine.get_execution(child_id)).status == "completed"
+            except NotFoundError:
+                return False
+
+        await wait_for_condition(child_completed, "the child execution to complete")
         child = await engine.get_execution(child_id)
     assert child.status == "completed"
     assert child.parent_id == ex.id

@@ -12,6 +12,7 @@ import pytest
 
 from engine.api import Engine
 from engine.errors import ConfigError
+from tests.waiting import step_started, wait_for_condition
 
 
 def pipeline(steps_yaml: str, name: str = "p") -> str:
@@ -417,14 +418,11 @@ async def test_delay_is_interrupted_by_cancel(tmp_path: Path) -> None:
 """)
     async with Engine.open(yaml_text, store=f"sqlite:///{tmp_path}/s.db") as engine:
         task = asyncio.ensure_future(engine.run("p", {}))
-        for _ in range(200):
-            if engine.running:
-                break
-            await asyncio.sleep(0.01)
+        await wait_for_condition(lambda: engine.running, "the execution to start")
         (execution_id,) = engine.running
-        await asyncio.sleep(0.05)  # let the delay start
+        await wait_for_condition(lambda: step_started(engine, execution_id), "the delay to start")
         assert await engine.cancel(execution_id)
-        ex = await asyncio.wait_for(task, 10)
+        ex = await asyncio.wait_for(task, 30)
         assert ex.status == "cancelled"
         timeline = await engine.timeline(ex.id)
     assert [(r.step, r.status) for r in timeline] == [("wait", "cancelled")]

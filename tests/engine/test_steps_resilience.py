@@ -6,6 +6,7 @@ import asyncio
 from pathlib import Path
 
 from engine.api import Engine
+from tests.waiting import wait_for_condition
 
 RATE = """\
 pipelines:
@@ -49,20 +50,24 @@ pipelines:
     steps:
       - name: limit
         type: step.rate_limit
-        config: {requests_per_minute: 30}
+        config: {requests_per_minute: 3}
 """
     async with Engine.open(yaml_text, store=f"sqlite:///{tmp_path}/s.db") as engine:
-        # 30 calls pass at once; refilling one token every 2 s, the 31st is refused.
-        statuses = [(await engine.run("p", {})).status for _ in range(31)]
-    assert statuses == ["completed"] * 30 + ["failed"]
+        # 3 calls pass at once; refilling one token every 20 s (far longer than four runs
+        # take, even on a loaded machine), the 4th is refused.
+        statuses = [(await engine.run("p", {})).status for _ in range(4)]
+    assert statuses == ["completed"] * 3 + ["failed"]
 
 
 async def test_rate_limit_refills_over_time(tmp_path: Path) -> None:
-    async with Engine.open(RATE % (600, 1), store=f"sqlite:///{tmp_path}/s.db") as engine:
+    async with Engine.open(RATE % (60, 1), store=f"sqlite:///{tmp_path}/s.db") as engine:
         assert (await engine.run("p", {"user": "u"})).status == "completed"
-        assert (await engine.run("p", {"user": "u"})).status == "failed"
-        await asyncio.sleep(0.15)  # 10 tokens a second: one is back
-        assert (await engine.run("p", {"user": "u"})).status == "completed"
+        assert (await engine.run("p", {"user": "u"})).status == "failed"  # within the second
+
+        async def served() -> bool:
+            return (await engine.run("p", {"user": "u"})).status == "completed"
+
+        await wait_for_condition(served, "a token to come back (one a second)", interval=0.25)
 
 
 async def test_rate_limit_is_per_engine_step(tmp_path: Path) -> None:
@@ -81,7 +86,7 @@ pipelines:
         type: step.circuit_breaker
         config:
           failure_threshold: 2
-          reset_timeout: 500ms
+          reset_timeout: 2s  # far longer than the runs that must see it open
           steps:
             - name: call
               type: step.fail
@@ -130,12 +135,12 @@ async def test_circuit_breaker_opens_refuses_and_recovers(tmp_path: Path) -> Non
             "circuit open for guard after 2 consecutive failures; calls are refused for another")
         assert [r.path for r in await engine.timeline(refused.id)] == ["guard"]
 
-        await asyncio.sleep(0.55)
+        await asyncio.sleep(2.05)  # the reset timeout elapses: waiting on the clock is the point
         healed = await engine.run("p", {"fail": False})
         assert healed.status == "completed", healed.error
         assert healed.output["circuit_open"] is False
         assert await _warnings(engine, healed.id) == [
-            "circuit breaker guard: open -> half_open (reset_timeout 0.5s elapsed; trying once)",
+            "circuit breaker guard: open -> half_open (reset_timeout 2s elapsed; trying once)",
             "circuit breaker guard: half_open -> closed (trial call succeeded)"]
         changes = await engine.events(healed.id, types=["circuit.state_changed"])
         assert [(e.data["from"], e.data["to"]) for e in changes] == [
@@ -153,12 +158,12 @@ async def test_circuit_breaker_failed_trial_reopens(tmp_path: Path) -> None:
     async with Engine.open(BREAKER % "", store=f"sqlite:///{tmp_path}/s.db") as engine:
         for _ in range(2):
             await engine.run("p", {"fail": True})
-        await asyncio.sleep(0.55)
+        await asyncio.sleep(2.05)  # the reset timeout elapses: waiting on the clock is the point
         trial = await engine.run("p", {"fail": True})
         assert trial.status == "failed"
         assert trial.error["message"] == "guard/call: upstream down"
         assert await _warnings(engine, trial.id) == [
-            "circuit breaker guard: open -> half_open (reset_timeout 0.5s elapsed; trying once)",
+            "circuit breaker guard: open -> half_open (reset_timeout 2s elapsed; trying once)",
             "circuit breaker guard: half_open -> open (trial call failed: guard/call: upstream "
             "down)"]
         after = await engine.run("p", {"fail": False})

@@ -143,5 +143,5 @@ def live(live_factory: Any, store_url: str) -> tuple[LiveServer, dict[str, str]]
 @pytest.fixture
 async def http(live: tuple[LiveServer, dict[str, str]]) -> AsyncIterator[httpx.AsyncClient]:
     server, _secrets = live
-    async with httpx.AsyncClient(base_url=server.url, timeout=10) as c:
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as c:
         yield c

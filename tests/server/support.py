@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from engine.server.keys import KeyStore
 
 PIPELINES = """
@@ -76,6 +78,14 @@ def auth(secret: str) -> dict[str, str]:
     return {"X-API-Key": secret}
 
 
+def healthy(base_url: str) -> bool:
+    """Whether a server answers its health check (False while it is still starting)."""
+    try:
+        return httpx.get(f"{base_url}/api/v1/health", timeout=10).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
 class SseReader:
     """Parses a text/event-stream response into messages: ``{"id", "event", "data"}`` (data
     JSON-decoded) and ``{"comment": text}`` for comment lines."""
@@ -83,7 +93,7 @@ class SseReader:
     def __init__(self, response: Any):
         self.lines = response.aiter_lines()
 
-    async def next(self, timeout: float = 5.0) -> dict[str, Any]:
+    async def next(self, timeout: float = 30.0) -> dict[str, Any]:
         return await asyncio.wait_for(self._next(), timeout)
 
     async def _next(self) -> dict[str, Any]:
@@ -101,7 +111,7 @@ class SseReader:
             message[field] = json.loads(value) if field == "data" else value
         raise StopAsyncIteration
 
-    async def events(self, until: Any = None, timeout: float = 5.0) -> list[dict[str, Any]]:
+    async def events(self, until: Any = None, timeout: float = 30.0) -> list[dict[str, Any]]:
         """Event messages (comments skipped) until ``until(message)`` holds or the stream ends."""
         found: list[dict[str, Any]] = []
         while True:

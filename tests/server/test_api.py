@@ -3,7 +3,6 @@ an admin key unless a test says otherwise; error bodies and statuses."""
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +11,7 @@ import pytest
 
 from engine.service.local import LocalService
 from tests.server.support import auth
+from tests.waiting import wait_for_condition
 
 API = "/api/v1"
 
@@ -30,13 +30,8 @@ async def run(client: httpx.AsyncClient, headers: dict[str, str], pipeline: str,
     return result
 
 
-async def wait_for(check: Any, timeout: float = 5.0) -> Any:
-    for _ in range(int(timeout / 0.02)):
-        value = await check()
-        if value:
-            return value
-        await asyncio.sleep(0.02)
-    raise AssertionError("condition never held")
+async def wait_for(check: Any) -> Any:
+    return await wait_for_condition(check, "the server's state", interval=0.02)
 
 
 # ---------------------------------------------------------------- info and definitions

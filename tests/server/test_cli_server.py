@@ -18,7 +18,8 @@ from engine.cli_server import main, parse_addr
 from engine.server.keys import KeyStore
 from engine.service.errors import InvalidInput
 from engine.store.store import Store
-from tests.server.support import write_pipelines
+from tests.server.support import healthy, write_pipelines
+from tests.waiting import wait_until
 
 
 def test_keys_create_list_revoke(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -82,14 +83,7 @@ def test_serve_refuses_everything_until_a_key_exists(tmp_path: Path) -> None:
         stderr=subprocess.PIPE, text=True, env=env, cwd=Path(__file__).resolve().parents[2])
     try:
         base = f"http://127.0.0.1:{port}"
-        for _ in range(200):
-            try:
-                if httpx.get(f"{base}/api/v1/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.05)
-        else:
-            raise AssertionError("the server did not come up")
+        wait_until(lambda: healthy(base), "the server to come up", timeout=60)
         for path in ("/api/v1/pipelines", "/api/v1/keys"):
             assert httpx.get(base + path).status_code == 401
         assert httpx.post(f"{base}/greet/x", json={}).status_code == 401
@@ -136,15 +130,13 @@ def _start_workers(tmp_path: Path, *extra: str,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
         cwd=Path(__file__).resolve().parents[2])
     base = f"http://127.0.0.1:{port}"
-    for _ in range(400):
-        try:
-            if httpx.get(f"{base}/api/v1/health", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            time.sleep(0.05)
-    else:
+    try:
+        wait_until(lambda: healthy(base) or process.poll() is not None, "the server to come up",
+                   timeout=60)
+        assert process.poll() is None
+    except AssertionError:
         process.kill()
-        raise AssertionError(f"the server did not come up: {process.communicate()[1]}")
+        raise AssertionError(f"the server did not come up: {process.communicate()[1]}") from None
     return process, base, secret
 
 

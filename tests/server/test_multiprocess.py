@@ -10,7 +10,6 @@ import socket
 import sqlite3
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,7 +20,8 @@ import pytest
 
 from engine.server.keys import KeyStore
 from engine.store.store import Store
-from tests.server.support import auth, write_pipelines
+from tests.server.support import auth, healthy, write_pipelines
+from tests.waiting import wait_for_condition, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 TERMINAL = {"execution.completed", "execution.failed", "execution.cancelled",
@@ -67,14 +67,10 @@ def serving(tmp_path: Path) -> Iterator[Callable[[Path, str], Served]]:
         log.close()
         served = Served(process, f"http://127.0.0.1:{port}")
         started.append(served)
-        for _ in range(400):
-            try:
-                if httpx.get(f"{served.url}/api/v1/health", timeout=1).status_code == 200:
-                    return served
-            except httpx.TransportError:
-                if process.poll() is not None:
-                    break
-                time.sleep(0.05)
+        wait_until(lambda: healthy(served.url) or process.poll() is not None,
+                   "the server to come up", timeout=60)
+        if process.poll() is None:
+            return served
         raise AssertionError(f"the server did not come up: {(tmp_path / f'serve-{port}.log').read_text()}")
 
     try:
@@ -113,12 +109,9 @@ def test_a_pause_on_one_server_process_is_listed_and_resumed_through_another(
                          json={"input": {"qty": 3}, "options": {"wait": False}})
         assert run.status_code in (200, 201), run.text
         execution_id = run.json()["execution_id"]
-        paused: list[dict[str, Any]] = []
-        for _ in range(300):
-            paused = httpx.get(f"{a.url}/api/v1/debug/paused", headers=key).json()
-            if paused:
-                break
-            time.sleep(0.02)
+        paused: list[dict[str, Any]] = wait_until(
+            lambda: httpx.get(f"{a.url}/api/v1/debug/paused", headers=key, timeout=30).json(),
+            "the pause to show on the other server")
         assert [p["execution_id"] for p in paused] == [execution_id]
         assert paused[0]["step"] == "tax" and paused[0]["context"]["current"]["total"] == 30
 
@@ -130,19 +123,20 @@ def test_a_pause_on_one_server_process_is_listed_and_resumed_through_another(
         again = httpx.post(f"{a.url}/api/v1/debug/paused/{execution_id}/resume", headers=key,
                            json={"action": "continue"})
         assert again.status_code == 409
-        summary: dict[str, Any] = {}
-        for _ in range(300):
-            summary = httpx.get(f"{a.url}/api/v1/executions/{execution_id}", headers=key).json()
-            if summary["status"] not in ("running", "paused"):
-                break
-            time.sleep(0.02)
+
+        def finished() -> dict[str, Any] | None:
+            summary: dict[str, Any] = httpx.get(f"{a.url}/api/v1/executions/{execution_id}",
+                                                headers=key, timeout=30).json()
+            return summary if summary["status"] not in ("running", "paused") else None
+
+        summary = wait_until(finished, "the resumed execution to finish")
         assert summary["status"] == "completed" and summary["output"] == {"gross": 10}
         assert httpx.get(f"{b.url}/api/v1/debug/paused", headers=key).json() == []
 
 
 async def _load(url: str, key: dict[str, str], acked: list[str], stop: asyncio.Event) -> None:
     """Post to the hook with 8 concurrent clients until ``stop``; note acknowledged ids."""
-    async with httpx.AsyncClient(base_url=url, headers=key, timeout=5) as client:
+    async with httpx.AsyncClient(base_url=url, headers=key, timeout=30) as client:
         async def one_client(c: int) -> None:
             n = 0
             while not stop.is_set():
@@ -183,10 +177,8 @@ def test_a_server_killed_under_load_loses_no_acknowledged_run_and_the_restart_ma
         async def load_then_kill() -> None:
             stop = asyncio.Event()
             loader = asyncio.ensure_future(_load(victim.url, key, acked, stop))
-            for _ in range(500):  # until runs are in flight, some finished, some not
-                await asyncio.sleep(0.02)
-                if len(acked) >= 40:
-                    break
+            # until runs are in flight, some finished, some not
+            await wait_for_condition(lambda: len(acked) >= 40, "40 acknowledged runs", timeout=60)
             victim.process.send_signal(signal.SIGKILL)
             await asyncio.to_thread(victim.process.wait, 10)
             stop.set()

@@ -7,7 +7,6 @@ drives ``LocalService`` directly with the tenant context variable the server set
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from engine.service.models import RunOptions
 from engine.store.store import Store
 from engine.tenancy import current_tenant
 from tests.server.support import SseReader, auth, make_secrets
+from tests.waiting import wait_for_condition
 
 API = "/api/v1"
 TERMINAL = {"execution.completed", "execution.failed", "execution.cancelled"}
@@ -46,13 +46,8 @@ async def run(client: httpx.AsyncClient, headers: dict[str, str], pipeline: str,
     return result
 
 
-async def wait_for(check: Any, timeout: float = 5.0) -> Any:
-    for _ in range(int(timeout / 0.02)):
-        value = await check()
-        if value:
-            return value
-        await asyncio.sleep(0.02)
-    raise AssertionError("condition never held")
+async def wait_for(check: Any) -> Any:
+    return await wait_for_condition(check, "the server's state", interval=0.02)
 
 
 async def same_as_unknown(client: httpx.AsyncClient, headers: dict[str, str], method: str,
@@ -177,7 +172,7 @@ async def test_the_stream_of_all_executions_carries_the_callers_tenant_only(
         alpha = auth(make_secrets(KeyStore(store), "alpha")["admin"])
         beta = auth(make_secrets(KeyStore(store), "beta")["admin"])
     server, _secrets = live_factory(url)
-    async with httpx.AsyncClient(base_url=server.url, timeout=10) as http:
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
         async with http.stream("GET", f"{API}/stream", headers=beta) as response:
             reader = SseReader(response)
             assert (await reader.next())["comment"] == "connected"

@@ -4,7 +4,6 @@ error statuses, auth, and credentials kept out of the event store."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any
 
@@ -15,6 +14,7 @@ from sqlalchemy import text
 from engine.store.store import Store
 from tests.server.conftest import LiveServer
 from tests.server.support import auth
+from tests.waiting import wait_for_condition
 
 API = "/api/v1"
 Live = tuple[LiveServer, dict[str, str]]
@@ -60,12 +60,12 @@ async def test_without_a_response_step_the_answer_is_202_at_once(http: httpx.Asy
     read = auth(live[1]["read"])
     recorded = await http.get(f"{API}/executions/{eid}", headers=read)
     assert recorded.status_code == 200  # acknowledged means recorded
-    for _ in range(200):
-        if (await http.get(f"{API}/executions/{eid}", headers=read)).json()["status"] == "completed":
-            break
-        await asyncio.sleep(0.02)
-    else:
-        raise AssertionError("the accepted execution never completed")
+
+    async def completed() -> bool:
+        return bool((await http.get(f"{API}/executions/{eid}", headers=read)).json()["status"]
+                    == "completed")
+
+    await wait_for_condition(completed, "the accepted execution to complete")
 
 
 async def test_failures_answer_error_status_or_the_errors_status_or_500(
