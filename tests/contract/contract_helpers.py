@@ -14,7 +14,7 @@ UNFINISHED = ("running", "paused", "pending")
 
 
 async def eventually(probe: Callable[[], Awaitable[T | None]], what: str,
-                     timeout: float = 10.0) -> T:
+                     timeout: float = 30.0) -> T:
     """Poll ``probe`` until it returns something other than None (or fail saying ``what``)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
