@@ -32,6 +32,26 @@ _HELPERS = {
 }
 _HELPER_NAMES = re.compile(r"\b(" + "|".join(_HELPERS) + r")\b")
 _NEEDS_VOLATILE = re.compile(r"\b(uuid|now_iso)\b")
+# jq builtins that reach the host process are redefined: ``$ENV`` and ``env`` are the run's
+# ``.env`` (on the server only the variables it allows, see envvars.allowed_env; in the
+# studio the process environment), the rest say nothing about the host. jq has no way to
+# name a function or variable other than by its text, so a program that does not mention
+# one cannot reach it. jq accepts ``import``/``include`` (which read files on the host)
+# only at the very start of a program, after blanks and comments: ``_DIRECTIVE`` refuses them.
+_HOST = {
+    "env": "def env: $ENV; ",
+    "get_search_list": "def get_search_list: []; ",
+    "input_filename": "def input_filename: null; ",
+    "get_jq_origin": "def get_jq_origin: null; ",
+    "get_prog_origin": "def get_prog_origin: null; ",
+    "modulemeta": 'def modulemeta: error("jq modules are not available"); ',
+    "debug": "def debug: .; def debug(m): .; ",  # would write to the server's stderr
+    "stderr": "def stderr: .; ",
+}
+_HOST_NAMES = re.compile(r"\b(" + "|".join(_HOST) + r")\b")
+_NEEDS_ENV = re.compile(r"\$ENV\b|\benv\b")
+_ENV = "($__ctx.env // {}) as $ENV | "
+_DIRECTIVE = re.compile(r"^(?:\s|#[^\n]*)*(import|include|module)\b")
 _ROOT = ". as $__ctx | "
 _PATH = re.compile(r"^\s*\.([A-Za-z_][\w-]*(?:\.[A-Za-z_][\w-]*)*)\s*$")
 _IDENTITY = re.compile(r"^\s*\.\s*$")
@@ -66,9 +86,17 @@ def _json_default(value: Any) -> Any:
 @lru_cache(maxsize=4096)
 def _compile_jq(program: str) -> Any:
     """Compile ``program`` with the prelude; the cache keys on the program text."""
+    directive = _DIRECTIVE.match(program)
+    if directive:
+        raise ExpressionError(f"jq {directive.group(1)!r} is not available in {program.strip()!r}: "
+                              "jq modules would read files of the host; define what you need "
+                              "with 'def name: ...;' in the program")
     used = sorted(set(_HELPER_NAMES.findall(program)))
     prelude = "".join(_HELPERS[name] for name in used)
-    prefix = (_ROOT if _NEEDS_VOLATILE.search(program) else "") + prelude
+    prelude += "".join(_HOST[name] for name in sorted(set(_HOST_NAMES.findall(program))))
+    env = _NEEDS_ENV.search(program)
+    prefix = (_ROOT if env or _NEEDS_VOLATILE.search(program) else "") + (_ENV if env else "")
+    prefix += prelude
     try:
         return jq.compile(prefix + program)
     except ValueError as exc:

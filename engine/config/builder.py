@@ -195,7 +195,7 @@ class FileBuilder:
         elif not isinstance(config, dict):
             self.error((*path, "config"), "module 'config' must be a mapping")
             config = {}
-        expanded: set[Path] = set()
+        expanded: dict[Path, str] = {}
         broken: set[Path] = set()
 
         def env_error(at: Path, message: str) -> None:
@@ -233,7 +233,7 @@ class FileBuilder:
                 self.error(path, "a connector must be a mapping with a 'name'")
                 continue
             name = self.required_text(item, path, "name", "connector", ": add 'name:'")
-            expanded: set[Path] = set()
+            expanded: dict[Path, str] = {}
             item = expand_tree(item, self.variables, path, self.env_error, expanded)
             if name is None:
                 continue

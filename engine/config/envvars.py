@@ -11,7 +11,8 @@ asks for a number or boolean and converts them, see ``validate.check_module_conf
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from fnmatch import fnmatchcase
 from typing import Any
 
 from engine.config.yamlpos import Path
@@ -43,8 +44,11 @@ def expand_string(text: str, variables: Mapping[str, str]) -> tuple[str, list[st
         if name not in variables and default is not None:
             return default
         if name not in variables:
-            errors.append(f"environment variable {name!r} is not set (referenced as {whole!r}); "
-                          "set it or define it in the active environment's variables")
+            # Not "is not set": on a server the variable may be set but not allowed, and
+            # whether it is set is not the file's business.
+            errors.append(f"environment variable {name!r} is not available (referenced as "
+                          f"{whole!r}): set it (on a server: allow it with serve --allow-env "
+                          f"{name}) or define it in the active environment's variables")
             return whole
         return str(variables[name])
 
@@ -52,14 +56,16 @@ def expand_string(text: str, variables: Mapping[str, str]) -> tuple[str, list[st
 
 
 def expand_tree(value: Any, variables: Mapping[str, str], path: Path,
-                report: Callable[[Path, str], None], expanded: set[Path]) -> Any:
-    """Expand every string inside ``value``; ``expanded`` collects paths that changed."""
+                report: Callable[[Path, str], None], expanded: dict[Path, str]) -> Any:
+    """Expand every string inside ``value``; ``expanded`` maps each path whose string held a
+    reference to its source text (``${HOME}/data``), which diagnostics show instead of the
+    value: a message names the variable, never what it holds."""
     if isinstance(value, str):
         result, errors = expand_string(value, variables)
         for error in errors:
             report(path, error)
-        if result != value:
-            expanded.add(path)
+        if any(match.group(1) is not None for match in _REFERENCE.finditer(value)):
+            expanded[path] = value
         return result
     if isinstance(value, dict):
         return {key: expand_tree(item, variables, (*path, key), report, expanded)
@@ -68,3 +74,21 @@ def expand_tree(value: Any, variables: Mapping[str, str], path: Path,
         return [expand_tree(item, variables, (*path, i), report, expanded)
                 for i, item in enumerate(value)]
     return value
+
+
+def allowed_env(allowed: Iterable[str], environ: Mapping[str, str]) -> dict[str, str]:
+    """The part of ``environ`` a server's pipelines may see: the variables named in
+    ``allowed`` (exact names, or shell patterns such as ``APP_*``). Everything else, for
+    ``${VAR}``, ``.env``, jq's ``$ENV`` and ``env`` alike, looks unset."""
+    patterns = [name.strip() for name in allowed if name.strip()]
+    return {name: value for name, value in environ.items()
+            if any(fnmatchcase(name, pattern) for pattern in patterns)}
+
+
+def check_allow_pattern(pattern: str) -> str:
+    """``pattern`` if it is a variable name or a name pattern (letters, digits, ``_``,
+    ``*``, ``?``); raises ValueError naming what is wrong otherwise."""
+    if not re.fullmatch(r"[A-Za-z_*?][A-Za-z0-9_*?]*", pattern.strip()):
+        raise ValueError(f"--allow-env {pattern!r}: give a variable name such as DATA_DIR, or a "
+                         "pattern such as 'APP_*'")
+    return pattern.strip()

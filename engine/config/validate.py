@@ -129,8 +129,13 @@ def schema_errors(schema: Schema, instance: Any) -> list[ValidationError] | str:
 
 def report_schema_errors(errors: Iterable[ValidationError], positions: PosMap, base: Path,
                          owner: str, out: list[Diagnostic], *,
-                         substeps: Mapping[str, str] | None = None) -> None:
+                         substeps: Mapping[str, str] | None = None,
+                         substituted: Mapping[Path, str] | None = None) -> None:
     """Turn jsonschema errors on the value at ``base`` into positioned diagnostics.
+
+    ``substituted`` maps the paths (from the document root) of values that came from
+    ``${VAR}`` to their source text: an error on such a value, or on a value holding one,
+    describes it by that text and its type, never by the value (a secret, a home path).
 
     ``substeps`` (key -> "list" | "single" | "map") marks config keys holding sub-steps:
     errors inside the steps are dropped (each sub-step is validated as a step of its own),
@@ -155,8 +160,11 @@ def report_schema_errors(errors: Iterable[ValidationError], positions: PosMap, b
                     f"{owner}: unknown key {key!r} in {where}"
                     f"{suggest(key, known, known=True)}"))
             continue
-        out.append(diagnostic(positions.at((*base, *rel)),
-                              f"{owner}: {where}: {_message(error)}"))
+        full = (*base, *rel)
+        hidden = substituted and any(p[:len(full)] == full for p in substituted)
+        message = (_hidden_message(error, substituted.get(full)) if substituted and hidden
+                   else _message(error))
+        out.append(diagnostic(positions.at(full), f"{owner}: {where}: {message}"))
 
 
 def _matches(pattern: str, key: str) -> bool:
@@ -164,6 +172,24 @@ def _matches(pattern: str, key: str) -> bool:
         return re.search(pattern, key) is not None
     except re.error:  # a type's broken pattern must not break validation
         return False
+
+
+def _hidden_message(error: ValidationError, source: str | None) -> str:
+    """``_message`` for a value that holds ``${VAR}`` results: the variable, not its value."""
+    kind = error.validator
+    if kind == "required":  # names the missing key only
+        return _message(error)
+    typed = json_type(error.instance)
+    article = "an" if typed[0] in "aeiou" else "a"
+    described = (f"{source} ({article} {typed})" if source is not None
+                 else f"{article} {typed} holding ${{VAR}} values")
+    if kind == "type":
+        expected = error.validator_value
+        wanted = " or ".join(expected) if isinstance(expected, list) else str(expected)
+        return f"expected {wanted}, got {described}"
+    if kind == "enum":
+        return f"{described} is not one of: {', '.join(short(v, 40) for v in error.validator_value)}"
+    return f"{described} does not satisfy {kind!r} {short(error.validator_value, 60)}"
 
 
 def _message(error: ValidationError) -> str:
@@ -256,13 +282,14 @@ def _walk(value: Any, parts: list[str], at: tuple[PathKey, ...]
 
 
 def check_module_config(schema: Mapping[str, Any], config: dict[str, Any], positions: PosMap,
-                        base: Path, expanded: Collection[Path], owner: str,
+                        base: Path, expanded: Mapping[Path, str], owner: str,
                         out: list[Diagnostic], *, skip: Collection[Path] = ()) -> None:
     """Validate a module's config, converting ``${VAR}`` results where a number/bool is asked.
 
     Environment variables are text, so ``port: ${PORT}`` gives ``"8080"``; when the schema
     wants an integer there we store 8080 instead of failing. Values at ``skip`` (a failed
-    expansion, already reported) are not judged again.
+    expansion, already reported) are not judged again. ``expanded`` maps the paths of
+    ``${VAR}`` results to their source text, which errors show instead of the values.
     """
     errors = schema_errors(schema, config)
     if isinstance(errors, str):
@@ -281,7 +308,8 @@ def check_module_config(schema: Mapping[str, Any], config: dict[str, Any], posit
         again = schema_errors(schema, config)
         errors = again if isinstance(again, list) else []
     errors = [e for e in errors if (*base, *e.absolute_path) not in skip]
-    report_schema_errors(errors, positions, base, f"module type {owner}", out)
+    report_schema_errors(errors, positions, base, f"module type {owner}", out,
+                         substituted=expanded)
 
 
 def _coerce(text: Any, wanted: Any) -> Any:

@@ -40,6 +40,7 @@ from sqlalchemy.pool import StaticPool
 
 from engine.errors import StepError
 from engine.steps.base import ModuleType
+from engine.store.identity import StoreReached, check_connection
 
 T = TypeVar("T")
 
@@ -106,8 +107,9 @@ class SqlDatabase:
         self.url = normalize_url(url.strip())
         try:
             self._parsed = make_url(self.url)
-        except sa_exc.ArgumentError as exc:
-            raise StepError(f"module {name!r} (database.sql): invalid url {url!r}: {exc}",
+        except sa_exc.ArgumentError:  # its message quotes the url: it may hold a ${PASSWORD}
+            raise StepError(f"module {name!r} (database.sql): 'url' is not a database URL; "
+                            "use e.g. sqlite:///data/app.db or postgresql://user@host/db",
                             type="config") from None
         self.dialect = self._parsed.get_backend_name()  # "sqlite", "postgresql", ...
         self.pool_size: int | None = config.get("pool_size")
@@ -140,13 +142,23 @@ class SqlDatabase:
                 kwargs["pool_size"] = self.pool_size
             try:
                 self._engine = sa.create_engine(self.url, **kwargs)
-            except (sa_exc.ArgumentError, sa_exc.NoSuchModuleError, ImportError) as exc:
-                raise StepError(f"database {self.name!r}: cannot use url {self._safe_url()}: {exc}",
-                                type="config") from None
+            except (sa_exc.ArgumentError, sa_exc.NoSuchModuleError, ImportError):
+                # Named by its driver only: the rest of the URL may come from ${VAR}s.
+                raise StepError(f"database {self.name!r}: cannot use a "
+                                f"{self._parsed.drivername!r} URL: use sqlite:///path or "
+                                "postgresql://user@host/db", type="config") from None
+            sa.event.listen(self._engine, "connect", self._check_connection)
         return self._engine
 
-    def _safe_url(self) -> str:
-        return self._parsed.render_as_string(hide_password=True)
+    def _check_connection(self, dbapi_connection: Any, _record: Any) -> None:
+        """Every new connection: refuse the event store, however the URL spells it."""
+        try:
+            check_connection(dbapi_connection, self.dialect)
+        except StoreReached as exc:
+            dbapi_connection.close()
+            raise StepError(f"database {self.name!r} may not be opened: {exc}, which holds "
+                            "every tenant's runs and the API keys; give the module a database "
+                            "of its own", type="config", details={"database": self.name}) from None
 
     async def _ensure_ready(self) -> None:
         if self._ready:
@@ -248,8 +260,11 @@ class SqlDatabase:
             await self._interrupt_until_done(task, live)
             raise
         except sa_exc.SQLAlchemyError as exc:
+            message = _db_message(exc)
+            if self.dialect == "sqlite" and message in ("not authorized", "authorization denied"):
+                message += " (ATTACH and VACUUM INTO are refused: a module reaches its own file only)"
             raise StepError(f"database {self.name!r} ({self.dialect}) {what} failed: "
-                            f"{_db_message(exc)}", type="database",
+                            f"{message}", type="database",
                             details={"database": self.name}) from None
         finally:
             if self._serial is not None:

@@ -300,15 +300,16 @@ def test_env_expansion_in_module_and_connector_config() -> None:
 def test_unset_variable_is_an_error_naming_it() -> None:
     found = errors(MODULES, env={"DATA_DIR": "/srv", "POOL": "5", "ECHO": "true"})
     assert found == [
-        "p.yaml:9:39: error: environment variable 'BROKERS' is not set (referenced as "
-        "'${BROKERS}'); set it or define it in the active environment's variables"]
+        "p.yaml:9:39: error: environment variable 'BROKERS' is not available (referenced as "
+        "'${BROKERS}'): set it (on a server: allow it with serve --allow-env BROKERS) or define "
+        "it in the active environment's variables"]
 
 
 def test_converted_variable_that_does_not_fit_is_an_error() -> None:
     found = errors(MODULES, env={"DATA_DIR": "/srv", "POOL": "many", "ECHO": "true",
                                  "BROKERS": "x"})
     assert found == ["p.yaml:6:18: error: module type database.sql: config.pool_size: expected "
-                     "integer, got string \"many\""]
+                     "integer, got ${POOL} (a string)"]
 
 
 def test_malformed_references() -> None:
