@@ -13,6 +13,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 run: $(STAMP)
+	@$(BIN)/python -m app.syscheck  # names every missing system library Qt needs
 	$(BIN)/wfstudio studio resources/workspace
 
 demo: $(STAMP)
