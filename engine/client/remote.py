@@ -1,6 +1,6 @@
 """The remote implementation of the studio service: the same interface over HTTP (httpx).
 
-``RemoteService`` speaks the hosted server's ``/api/v1`` (shared/spec/service-api.md) and
+``RemoteService`` speaks the hosted server's ``/api/v1`` (docs/service-api.md) and
 returns the same DTOs and raises the same typed errors as ``LocalService``, so callers do
 not care which one they hold. Decisions:
 

@@ -1,4 +1,4 @@
-"""The hosted server: the studio service over HTTP (shared/spec/service-api.md).
+"""The hosted server: the studio service over HTTP (docs/service-api.md).
 
 ``create_app(service, keys=KeyStore(service.store))`` serves every service operation under
 ``/api/v1`` (OpenAPI document at ``/api/v1/openapi.json``, interactive docs at ``/docs``),

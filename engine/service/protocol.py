@@ -1,4 +1,4 @@
-"""The one interface the studio and the hosted server use (shared/spec/service-api.md).
+"""The one interface the studio and the hosted server use (docs/service-api.md).
 
 Every operation is a coroutine; errors are the typed ``engine.service.errors`` classes.
 """
