@@ -49,7 +49,11 @@ async def _serve(args: argparse.Namespace) -> int:
     url = _store_url(args)
     worker = args.listen_fd is not None  # one of several processes started by _supervise
     first = args.worker_number in (None, 0)  # the one that warns about a store without keys
-    service = await LocalService.open(args.files, store=url)
+    from engine.config.envvars import allowed_env
+
+    # Pipelines on a server see only the variables it allows (${VAR}, .env, jq's $ENV).
+    env = allowed_env(args.allow_env or [], os.environ)
+    service = await LocalService.open(args.files, store=url, env=env)
     try:
         keys = KeyStore(service.store)
         if first and keys.count_active() == 0:
@@ -83,6 +87,8 @@ def _worker_argv(args: argparse.Namespace, fd: int, number: int) -> list[str]:
         argv += ["--store", args.store]
     if args.deploy_dir:
         argv += ["--deploy-dir", args.deploy_dir]
+    for name in args.allow_env or []:
+        argv += ["--allow-env", name]
     if args.access_log:
         argv.append("--access-log")
     return argv
@@ -169,6 +175,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     logging.getLogger("wfstudio").setLevel(logging.INFO)
     if args.workers < 1:
         raise InvalidInput("--workers must be at least 1")
+    from engine.config.envvars import check_allow_pattern
+
+    try:
+        args.allow_env = [check_allow_pattern(name) for name in args.allow_env or []]
+    except ValueError as exc:
+        raise InvalidInput(str(exc)) from None
     if args.workers > 1 and args.listen_fd is None:
         return _supervise(args)
     with asyncio.Runner(loop_factory=_event_loop_factory()) as runner:
@@ -244,6 +256,9 @@ def add_server_commands(sub: Any) -> None:
     p.add_argument("--store", help=STORE_HELP)
     p.add_argument("--deploy-dir", help="accept pipeline files deployed over the API into "
                                         "this directory (default: deployments are refused)")
+    p.add_argument("--allow-env", action="append", metavar="NAME",
+                   help="an environment variable the pipelines may read (${NAME}, .env, jq's "
+                        "$ENV), or a pattern such as 'APP_*'; repeatable (default: none)")
     p.add_argument("--heartbeat", type=float, default=15.0,
                    help="seconds between keep-alive comments on event streams (default 15)")
     p.add_argument("--log-level", default="info",
@@ -264,7 +279,8 @@ def add_server_commands(sub: Any) -> None:
     create.add_argument("--name", required=True, help="who or what uses the key")
     create.add_argument("--tenant", default="default")
     create.add_argument("--scope", action="append", choices=SCOPES,
-                        help="read, run, debug or admin (repeatable; default read)")
+                        help="read, run, debug, admin (implies the first three) or deploy "
+                             "(repeatable; default read)")
     create.add_argument("--expires", help="lifetime, e.g. 30d or 12h (default: never)")
     listing = actions.add_parser("list", help="list keys (never their secrets)")
     listing.add_argument("--tenant", help="only this tenant's keys")

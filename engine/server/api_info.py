@@ -10,6 +10,7 @@ from fastapi import APIRouter, Request
 from engine.server.auth import optional_key
 from engine.server.bodies import Deployment, YamlText
 from engine.server.deps import Service, needs
+from engine.server.keys import check_tenant
 from engine.service.errors import Forbidden, InvalidInput
 from engine.service.models import (
     DefinitionText,
@@ -19,6 +20,7 @@ from engine.service.models import (
     StepTypeInfo,
     VersionInfo,
 )
+from engine.tenancy import current_tenant
 
 router = APIRouter()
 
@@ -53,17 +55,28 @@ async def validate(body: YamlText, service: Service) -> list[DiagnosticInfo]:
     return await service.validate(body.yaml, body.file)
 
 
-@router.put("/definitions", tags=["definitions"], dependencies=needs("admin"))
+@router.put("/definitions", tags=["definitions"], dependencies=needs("deploy"))
 async def deploy(body: Deployment, request: Request, service: Service) -> DefinitionText:
-    """Write a pipeline file into the server's deploy directory and (re)load it.
+    """Write a pipeline file into the caller's tenant's part of the server's deploy directory
+    and (re)load it. Needs the ``deploy`` scope (``admin`` does not imply it).
 
-    Invalid text changes nothing (422 with the diagnostics). Refused (403) unless the server
-    was started with a deploy directory.
+    The file's pipelines belong to the deploying tenant: no other tenant lists, reads, runs
+    or triggers them. Invalid text changes nothing (422 with the diagnostics). Refused (403)
+    unless the server was started with a deploy directory.
     """
     root: Path | None = request.app.state.deploy_dir
     if root is None:
         raise Forbidden("this server does not accept deployments: start it with --deploy-dir")
-    return await service.put_definition(body.yaml, str(deploy_path(root, body.file)))
+    tenant = current_tenant.get()
+    target = str(deploy_path(tenant_dir(root, tenant), body.file))
+    service.set_owner(target, tenant)  # before it loads: never visible to others, even briefly
+    return await service.put_definition(body.yaml, target)
+
+
+def tenant_dir(root: Path, tenant: str) -> Path:
+    """Where a tenant's deployments live: ``<deploy dir>/<tenant>/`` (tenant names are
+    checked when keys are made: no separators, no '..')."""
+    return root / check_tenant(tenant)
 
 
 def deploy_path(root: Path, file: str) -> Path:

@@ -29,6 +29,9 @@ async def create_key(body: KeyRequest, caller: Admin, request: Request) -> NewAp
     tenant = body.tenant or caller.tenant
     if tenant != caller.tenant:
         raise Forbidden("an admin key creates keys for its own tenant only")
+    beyond = [scope for scope in body.scopes if not caller.allows(scope)]
+    if beyond:  # e.g. deploy: an admin cannot grant itself what it was not given
+        raise Forbidden(f"this key cannot grant scopes it does not hold: {', '.join(beyond)}")
     expires = time.time() + body.expires_in if body.expires_in is not None else None
     key, secret = _keys(request).create(body.name, tenant, body.scopes, expires)
     return NewApiKey(key=key, secret=secret)

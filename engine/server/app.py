@@ -36,7 +36,8 @@ replay and diff, the debugger, mocks, the dead-letter queue, backfills and event
 
 Authenticate with an API key in `X-API-Key` (or `Authorization: Bearer <key>`); create the
 first one on the server with `wfstudio keys create --name admin --scope admin`. Scopes:
-`read`, `run`, `debug`, `admin` (admin implies all). Errors are
+`read`, `run`, `debug`, `admin` (admin implies the first three) and `deploy` (`PUT
+/definitions`; implied by nothing, a key must be given it by name). Errors are
 `{"error", "message", "details"?}` with the HTTP status of their kind.
 
 The pipelines' `http` triggers are served at their declared paths, outside `/api/v1`;
@@ -86,14 +87,26 @@ class ServerApp(FastAPI):
                 and not scope.get("root_path"))
 
 
+def claim_deployments(service: LocalService, root: Path) -> None:
+    """Files loaded from ``<root>/<tenant>/…`` (deployed before a restart) are that tenant's."""
+    for definition in service.definitions():
+        try:
+            relative = Path(definition.path).resolve().relative_to(root)
+        except ValueError:
+            continue
+        if len(relative.parts) > 1:
+            service.set_owner(definition.path, relative.parts[0])
+
+
 def create_app(service: LocalService, *, keys: KeyStore, heartbeat: float = 15.0,
                deploy_dir: str | Path | None = None, max_body: int = MAX_BODY,
                recent_events: int = 10_000) -> ServerApp:
     """The ASGI app over an open ``service``.
 
     ``heartbeat``: seconds of silence before an event stream sends a comment line.
-    ``deploy_dir``: where ``PUT /api/v1/definitions`` may write pipeline files (None: it is
-    refused). ``max_body``: the largest http trigger request body, in bytes.
+    ``deploy_dir``: where ``PUT /api/v1/definitions`` may write pipeline files, each tenant's
+    under ``<deploy_dir>/<tenant>/`` (None: it is refused); loaded files found there belong
+    to that tenant. ``max_body``: the largest http trigger request body, in bytes.
     ``recent_events``: how many events the stream of all executions can resume over.
     """
     recent = RecentEvents(recent_events)
@@ -110,6 +123,8 @@ def create_app(service: LocalService, *, keys: KeyStore, heartbeat: float = 15.0
     app.state.keys = keys
     app.state.heartbeat = heartbeat
     app.state.deploy_dir = Path(deploy_dir).resolve() if deploy_dir is not None else None
+    if app.state.deploy_dir is not None:
+        claim_deployments(service, app.state.deploy_dir)
     app.state.max_body = max_body
     app.state.recent = recent
     app.state.triggers = TriggerTable(service)

@@ -2,7 +2,10 @@
 
 A key's secret is ``wfs_<id>_<random>``: shown once by ``create``, stored only as its
 SHA-256 hex digest. The ``<id>`` part lets a person tell keys apart in lists and logs
-without the secret. Scopes: ``read``, ``run``, ``debug``, ``admin`` (admin implies all).
+without the secret. Scopes: ``read``, ``run``, ``debug``, ``admin`` (admin implies those
+three) and ``deploy`` (writing pipeline files onto the server, ``PUT /definitions``), which
+no other scope implies: deployed files run on the server's machine, so a tenant's admin
+does not get that power unless the operator grants it by name.
 
 ``verify`` is on every request's path, so it keeps a short-lived cache of digest → key
 (positive and negative answers; expiry is still checked on every call). A key revoked
@@ -28,8 +31,9 @@ from engine.service.errors import InvalidInput, NotFound
 from engine.store import models
 from engine.store.store import Store
 
-Scope = Literal["read", "run", "debug", "admin"]
-SCOPES: tuple[Scope, ...] = ("read", "run", "debug", "admin")
+Scope = Literal["read", "run", "debug", "admin", "deploy"]
+SCOPES: tuple[Scope, ...] = ("read", "run", "debug", "admin", "deploy")
+IMPLIED_BY_ADMIN: frozenset[Scope] = frozenset({"read", "run", "debug", "admin"})
 SECRET_PREFIX = "wfs_"
 _TENANT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 _CACHE_LIMIT = 10_000
@@ -49,7 +53,7 @@ class ApiKey(BaseModel):
     active: bool = True
 
     def allows(self, scope: Scope) -> bool:
-        return "admin" in self.scopes or scope in self.scopes
+        return scope in self.scopes or ("admin" in self.scopes and scope in IMPLIED_BY_ADMIN)
 
     def expired(self, now: float | None = None) -> bool:
         return self.expires is not None and self.expires <= (time.time() if now is None else now)

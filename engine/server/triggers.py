@@ -6,18 +6,21 @@ characters wins, then the one with fewer parameters. Paths under ``/api/`` and `
 belong to the server and are not served as triggers (a warning is logged).
 
 The table is rebuilt when the set of loaded definitions changes (a file deployed or
-reloaded), so it always serves what the service has loaded.
+reloaded), so it always serves what the service has loaded. A deployed file's triggers
+answer its tenant's requests only (``LocalService.owner_of``); to anyone else the path does
+not exist. Two tenants may declare the same path, each reaching its own pipeline.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from engine.config.model import Definition, PipelineDef, StepDef
 from engine.service.local import LocalService
+from engine.tenancy import current_tenant
 
 log = logging.getLogger("wfstudio.server")
 
@@ -34,6 +37,10 @@ class TriggerRoute:
     pattern: re.Pattern[str]
     pipeline: PipelineDef
     responds: bool  # has a response step: the reply waits for the run
+    owner: str | None = None  # the tenant that deployed it; None: the server's own, for all
+
+    def serves(self, tenant: str) -> bool:
+        return self.owner is None or self.owner == tenant
 
     @property
     def specificity(self) -> tuple[int, int]:
@@ -85,9 +92,11 @@ def loaded_definitions(service: LocalService) -> list[Definition]:
     return service.definitions()
 
 
-def build_routes(definitions: Iterable[Definition]) -> list[TriggerRoute]:
+def build_routes(definitions: Iterable[Definition],
+                 owner_of: Callable[[Definition], str | None] = lambda _d: None) -> list[TriggerRoute]:
     routes: list[TriggerRoute] = []
     for definition in definitions:
+        owner = owner_of(definition)
         for pipeline in definition.pipelines.values():
             trigger = pipeline.trigger
             if trigger.type != "http":
@@ -104,7 +113,7 @@ def build_routes(definitions: Iterable[Definition]) -> list[TriggerRoute]:
                 log.warning("pipeline %r: trigger path %s is not usable (a parameter named "
                             "twice?); not served", pipeline.name, path)
                 continue
-            routes.append(TriggerRoute(method, path, pattern, pipeline, responds(pipeline)))
+            routes.append(TriggerRoute(method, path, pattern, pipeline, responds(pipeline), owner))
     routes.sort(key=lambda r: r.specificity)
     return routes
 
@@ -112,35 +121,41 @@ def build_routes(definitions: Iterable[Definition]) -> list[TriggerRoute]:
 class TriggerTable:
     def __init__(self, service: LocalService):
         self.service = service
-        self._key: tuple[tuple[str, str], ...] | None = None
+        self._key: tuple[tuple[str, str, str | None], ...] | None = None
         self._routes: list[TriggerRoute] = []
-        # (method, path) -> route, for the paths without parameters. Such a route beats
-        # any templated one on its path (it has more literal characters), so a hit here
-        # is the answer the scan in match() would give.
-        self._literal: dict[tuple[str, str], TriggerRoute] = {}
+        # (method, path) -> routes (one per tenant at most), for the paths without
+        # parameters. Such a route beats any templated one on its path (it has more literal
+        # characters), so a hit here is the answer the scan in match() would give.
+        self._literal: dict[tuple[str, str], list[TriggerRoute]] = {}
 
     def routes(self) -> list[TriggerRoute]:
         definitions = loaded_definitions(self.service)
-        key = tuple((d.path, d.hash) for d in definitions)
+        owner_of = self.service.owner_of
+        key = tuple((d.path, d.hash, owner_of(d)) for d in definitions)
         if key != self._key:
-            self._routes = build_routes(definitions)
-            literal: dict[tuple[str, str], TriggerRoute] = {}
+            self._routes = build_routes(definitions, owner_of)
+            literal: dict[tuple[str, str], list[TriggerRoute]] = {}
             for route in self._routes:  # most specific first: the first one listed wins
                 if not route.pattern.groupindex:
-                    literal.setdefault((route.method, route.path), route)
+                    literal.setdefault((route.method, route.path), []).append(route)
             self._literal = literal
             self._key = key
         return self._routes
 
-    def match(self, method: str, path: str) -> tuple[TriggerRoute | None, dict[str, str], list[str]]:
-        """(route, path params, methods allowed on the path when only the method differs)."""
+    def match(self, method: str, path: str,
+              tenant: str | None = None) -> tuple[TriggerRoute | None, dict[str, str], list[str]]:
+        """(route, path params, methods allowed on the path when only the method differs),
+        among the routes that serve ``tenant`` (default: the caller's)."""
+        tenant = current_tenant.get() if tenant is None else tenant
         path = normalize(path)
         routes = self.routes()
-        exact = self._literal.get((method, path))
-        if exact is not None:
-            return exact, {}, []
+        for exact in self._literal.get((method, path), ()):
+            if exact.serves(tenant):
+                return exact, {}, []
         allowed: list[str] = []
         for route in routes:
+            if not route.serves(tenant):
+                continue
             found = route.pattern.fullmatch(path)
             if found is None:
                 continue

@@ -66,6 +66,7 @@ from engine.service.protocol import Progress
 from engine.service.replay import PreparedReplay, prepare_replay, step_outputs
 from engine.steps.base import Registry, default_registry
 from engine.store import models
+from engine.store.identity import protect
 from engine.store.records import EventRecord, ExecutionRecord
 from engine.store.store import Store
 from engine.tenancy import current_tenant
@@ -106,12 +107,16 @@ class LocalService:
         self.shared_state: dict[tuple[str, str, str], dict[str, Any]] = {}
         self.idempotency = IdempotencyKeys(store)
         self._engines: dict[str, Engine] = {}  # by file
+        # file -> the tenant that deployed it, who alone sees and runs its pipelines; the
+        # files the service was opened with (the operator's) have no owner and serve all.
+        self._file_owner: dict[str, str] = {}
         self._snapshots: dict[str, Engine] = {}  # by definition hash, for replays
         self._tasks: set[asyncio.Task[Any]] = set()
         # One DLQ and backfill manager per tenant, made on first use; "default" is embedded use.
         self._dlqs: dict[str, DlqManager] = {}
         self._backfills: dict[str, BackfillManager] = {}
         self.backfills = self._backfill_manager()
+        protect(store)  # no database.sql module may open this store, whatever its URL says
 
     @property
     def dlq(self) -> DlqManager:
@@ -156,9 +161,17 @@ class LocalService:
 
     @classmethod
     async def open(cls, files: Iterable[str | os.PathLike[str]] = (), *, store: str | None = None,
-                   registry: Registry | None = None) -> LocalService:
+                   registry: Registry | None = None,
+                   env: dict[str, str] | None = None) -> LocalService:
+        """``env``: the variables pipelines see (``${VAR}``, ``.env``, jq's ``$ENV``); None is
+        the whole process environment (the studio), the server passes only those it allows
+        (``envvars.allowed_env``)."""
         opened = Store.open(store)
-        service = cls(opened, registry=registry, owns_store=True)
+        try:
+            service = cls(opened, registry=registry, env=env, owns_store=True)
+        except BaseException:
+            opened.close()
+            raise
         try:
             for file in files:
                 await service.load_file(file)
@@ -221,8 +234,10 @@ class LocalService:
         return []
 
     def _check_clash(self, definition: Definition) -> None:
+        """Pipeline names are unique among what one tenant sees (other tenants' deployed
+        files are not looked at: saying they clash would tell what they hold)."""
         here = os.path.abspath(definition.path)
-        clash = {name: other.definition.path for other in self._engines.values()
+        clash = {name: other.definition.path for other in self._visible()
                  if os.path.abspath(other.definition.path) != here
                  for name in other.definition.pipelines if name in definition.pipelines}
         if clash:
@@ -239,18 +254,33 @@ class LocalService:
         return list(definition.pipelines)
 
     def definitions(self) -> list[Definition]:
-        """The loaded pipeline files (the server routes their http triggers)."""
+        """The loaded pipeline files of every tenant (the server routes their http triggers,
+        each to its owner's requests only: see ``owner_of``)."""
         return [engine.definition for engine in self._engines.values()]
 
+    def owner_of(self, definition: Definition) -> str | None:
+        """The tenant that deployed this file, None for the files the service was opened with."""
+        return self._file_owner.get(definition.path)
+
+    def set_owner(self, file: str | os.PathLike[str], tenant: str) -> None:
+        """Mark a loaded file as ``tenant``'s (e.g. a deployment found on disk at start)."""
+        self._file_owner[os.fspath(file)] = tenant
+
+    def _visible(self) -> list[Engine]:
+        """The engines of the caller's tenant's pipelines: the shared files and its own."""
+        tenant = current_tenant.get()
+        return [engine for path, engine in self._engines.items()
+                if self._file_owner.get(path, tenant) == tenant]
+
     def _engine(self, pipeline: str) -> Engine:
-        for engine in self._engines.values():
+        for engine in self._visible():
             if pipeline in engine.definition.pipelines:
                 return engine
         known = ", ".join(sorted(self._pipeline_names())) or "none loaded"
         raise NotFound(f"no pipeline named {pipeline!r} (pipelines: {known})")
 
     def _pipeline_names(self) -> set[str]:
-        return {name for e in self._engines.values() for name in e.definition.pipelines}
+        return {name for e in self._visible() for name in e.definition.pipelines}
 
     async def _snapshot_engine(self, definition_hash: str) -> Engine:
         for engine in self._engines.values():
@@ -293,7 +323,7 @@ class LocalService:
 
     async def list_pipelines(self) -> list[PipelineInfo]:
         infos = []
-        for engine in self._engines.values():
+        for engine in self._visible():
             d = engine.definition
             for p in d.pipelines.values():
                 infos.append(PipelineInfo(
@@ -607,7 +637,7 @@ class LocalService:
         stored = [EventSchemaInfo(type=r["type"], version=r["version"], schema_=r["schema"])
                   for r in rows]
         declared = [EventSchemaInfo(type=name, version=0, schema_=schema)
-                    for e in self._engines.values()
+                    for e in self._visible()
                     for name, schema in e.definition.schemas.items() if isinstance(schema, dict)]
         return declared + stored
 

@@ -175,7 +175,7 @@ class LoopbackHost:
         stack.push_async_callback(service.close)
         try:
             keys = KeyStore(service.store)
-            _, secret = keys.create("contract-admin", scopes=["admin"])
+            _, secret = keys.create("contract-admin", scopes=["admin", "deploy"])
             app = create_app(service, keys=keys, heartbeat=1.0, deploy_dir=files[0].parent)
             await stack.enter_async_context(app.router.lifespan_context(app))
         except BaseException:

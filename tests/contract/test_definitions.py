@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from engine import __version__
@@ -61,7 +63,8 @@ async def test_step_types_carry_schema_and_category(service: StudioService) -> N
 
 async def test_put_definition_deploys_a_file(service: StudioService, workspace: Workspace,
                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    # A relative file name: the server's deploy directory, the local service's working one.
+    # A relative file name: the server's deploy directory (the tenant's part of it), the
+    # local service's working one.
     monkeypatch.chdir(workspace.root)
     text = ("pipelines:\n"
             "  added:\n"
@@ -70,7 +73,8 @@ async def test_put_definition_deploys_a_file(service: StudioService, workspace: 
     target = "sub/added.yaml"
     deployed = await service.put_definition(text, target)
     assert deployed.pipelines == ["added"] and deployed.text == text
-    assert deployed.file.endswith(target) and (workspace.root / target).read_text() == text
+    assert deployed.file.endswith(target) and Path(deployed.file).read_text() == text
+    assert Path(deployed.file).resolve().is_relative_to(workspace.root.resolve())
     assert (await service.run("added", {})).output == {"n": 1}
     assert "added" in [p.name for p in await service.list_pipelines()]
 

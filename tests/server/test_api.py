@@ -65,21 +65,23 @@ async def test_info_and_definitions(client: httpx.AsyncClient, admin: dict[str, 
 
 
 async def test_deploy_writes_inside_the_deploy_dir_only(
-        client: httpx.AsyncClient, admin: dict[str, str], tmp_path: Path) -> None:
+        client: httpx.AsyncClient, admin: dict[str, str], keys: Any, tmp_path: Path) -> None:
+    deployer = auth(keys.create("deployer", "default", ["deploy"])[1])
     text = "pipelines:\n  fresh:\n    steps:\n      - {name: a, type: step.set, config: {values: {x: 1}}}\n"
-    deployed = await client.put(f"{API}/definitions", headers=admin,
+    deployed = await client.put(f"{API}/definitions", headers=deployer,
                                 json={"yaml": text, "file": "team/fresh.yaml"})
     assert deployed.status_code == 200, deployed.text
-    assert (tmp_path / "deployed" / "team" / "fresh.yaml").read_text() == text
+    assert (tmp_path / "deployed" / "default" / "team" / "fresh.yaml").read_text() == text
     assert (await run(client, admin, "fresh", {}))["status"] == "completed"
-    for bad in ("../escape.yaml", "/etc/x.yaml", "notes.txt"):
-        refused = await client.put(f"{API}/definitions", headers=admin, json={"yaml": text, "file": bad})
+    for bad in ("../escape.yaml", "/etc/x.yaml", "notes.txt", "../other/x.yaml"):
+        refused = await client.put(f"{API}/definitions", headers=deployer,
+                                   json={"yaml": text, "file": bad})
         assert refused.status_code == 422, bad
     assert not (tmp_path / "escape.yaml").exists()
-    invalid = await client.put(f"{API}/definitions", headers=admin,
+    invalid = await client.put(f"{API}/definitions", headers=deployer,
                                json={"yaml": "pipelines: [", "file": "broken.yaml"})
     assert invalid.status_code == 422 and invalid.json()["details"][0]["line"] >= 1
-    assert not (tmp_path / "deployed" / "broken.yaml").exists()
+    assert not (tmp_path / "deployed" / "default" / "broken.yaml").exists()
 
 
 async def test_deploy_is_refused_without_a_deploy_dir(service: LocalService, keys: Any,
@@ -88,7 +90,8 @@ async def test_deploy_is_refused_without_a_deploy_dir(service: LocalService, key
 
     app = create_app(service, keys=keys)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://s") as c:
-        refused = await c.put(f"{API}/definitions", headers=auth(secrets["admin"]),
+        refused = await c.put(f"{API}/definitions",
+                              headers=auth(keys.create("deployer", "default", ["deploy"])[1]),
                               json={"yaml": "pipelines: {}", "file": "a.yaml"})
     assert refused.status_code == 403 and "--deploy-dir" in refused.json()["message"]
 
