@@ -105,6 +105,7 @@ class FileBuilder:
         self.variables = variables
         self.out = out
         self.step_refs: list[_StepRef] = []
+        self.programs = validate.ProgramChecks()  # jq checks, run together at the end
 
     # ------------------------------------------------------------ reporting
 
@@ -124,6 +125,11 @@ class FileBuilder:
     # ------------------------------------------------------------ file
 
     def build(self, doc: Any) -> FileModel:
+        model = self._build(doc)
+        self.programs.report(self.out)
+        return model
+
+    def _build(self, doc: Any) -> FileModel:
         model = FileModel(self.positions.file)
         if doc is None:
             self.error((), "the file is empty: a pipeline file is a mapping with a "
@@ -457,7 +463,8 @@ class FileBuilder:
         if key is not None:
             if isinstance(key, str):
                 step.idempotency_key = key
-                validate.check_strings(key, (*path, "idempotency_key"), self.positions, self.out)
+                validate.check_strings(key, (*path, "idempotency_key"), self.positions, self.out,
+                                       programs=self.programs)
             else:
                 self.error((*path, "idempotency_key"), "'idempotency_key' must be text, usually "
                                                        "a template like '{{ .order_id }}'")
@@ -476,7 +483,8 @@ class FileBuilder:
                 self.error((*path, "type"), f"unknown step type {type_name!r}"
                            f"{validate.suggest(type_name, self.registry.steps)}")
         if step_type is None:
-            validate.check_strings(config, cpath, self.positions, self.out)
+            validate.check_strings(config, cpath, self.positions, self.out,
+                                   programs=self.programs)
         elif config_ok:
             self.check_config(step, step_type, cpath, model, siblings)
         return step
@@ -492,12 +500,14 @@ class FileBuilder:
         else:
             validate.report_schema_errors(errors, self.positions, cpath, owner, self.out,
                                           substeps=step_type.substep_keys)
-        validate.check_strings(config, cpath, self.positions, self.out, skip=sub_keys)
+        validate.check_strings(config, cpath, self.positions, self.out, skip=sub_keys,
+                               programs=self.programs)
         for pattern in sorted(step_type.program_keys):
             for rel, value in validate.find_paths(config, pattern):
                 if isinstance(value, str) and "{{" not in value:
                     validate.check_condition(value, (*cpath, *rel), self.positions, self.out,
-                                             f"jq program in {validate.path_text(rel)}")
+                                             f"jq program in {validate.path_text(rel)}",
+                                             self.programs)
         for kind, patterns in (("step", step_type.step_refs), ("module", step_type.module_refs),
                                ("pipeline", step_type.pipeline_refs)):
             for pattern in sorted(patterns):
@@ -594,7 +604,8 @@ class FileBuilder:
             self.error((*path, key), f"'{key}' must be a template like '{{{{ .qty > 1 }}}}' or a "
                                      f"jq program like '.qty > 1', got {validate.short(value)}")
             return None
-        validate.check_condition(value, (*path, key), self.positions, self.out, f"'{key}'")
+        validate.check_condition(value, (*path, key), self.positions, self.out, f"'{key}'",
+                                 self.programs)
         return value
 
     def retry(self, raw: Any, path: Path) -> RetryPolicy | None:

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,11 +40,12 @@ from engine.config import validate
 from engine.config.builder import FileBuilder, FileModel
 from engine.config.model import Definition
 from engine.config.validate import validate_paths
-from engine.config.yamlpos import Parsed, diagnostic, parse_yaml
+from engine.config.yamlpos import Parsed, diagnostic, parse_yaml, paused_gc
 from engine.errors import ConfigError, Diagnostic
 from engine.steps.base import Registry, default_registry
 
-__all__ = ["ENV_VARIABLE", "load_file", "load_sources", "load_text", "validate_paths"]
+__all__ = ["ENV_VARIABLE", "LOCAL", "ImportPolicy", "load_file", "load_sources", "load_text",
+           "validate_paths"]
 
 ENV_VARIABLE = "WFSTUDIO_ENV"
 TEXT_PATH = "<text>"
@@ -57,16 +59,97 @@ class _Unreadable(Exception):
         self.message, self.line, self.col = message, line, col
 
 
-def _read_disk(path: str) -> str:
+MAX_FILE_BYTES = 10_000_000  # no real pipeline file comes close; bounds memory and parse time
+
+
+@dataclass(frozen=True)
+class ImportPolicy:
+    """Which files a load may read (the root file given by path, and every import).
+
+    ``roots``: None reads anywhere (the studio and the CLI: imports are relative to the
+    importing file, as the user wrote them); otherwise only files whose real path (symlinks
+    resolved) lies inside one of these folders: the hosted server passes the folders of
+    the files it serves and its deploy directory, so a caller cannot make it read
+    ``/etc/passwd``. Refusals never say whether an outside file exists.
+    ``base``: the folder relative display paths are read from (None: the working
+    directory). The server names a validated text ``orders.yaml`` but reads its imports
+    from the deploy directory, without showing that path in diagnostics.
+    ``max_bytes``: larger files are refused before they are read. Everywhere, only regular
+    files are read: a FIFO or a device (``/dev/zero``) is refused instead of hanging or
+    exhausting memory.
+    """
+
+    roots: tuple[str, ...] | None = None
+    base: str | None = None
+    max_bytes: int = MAX_FILE_BYTES
+
+    def disk_path(self, path: str) -> str:
+        return os.path.join(self.base, path) if self.base is not None else path
+
+    def identity(self, path: str) -> str:
+        """The file a path names (for diamond and cycle detection)."""
+        return os.path.realpath(self.disk_path(path))
+
+    def read(self, path: str) -> str:
+        """The UTF-8 text of ``path``, or ``_Unreadable`` saying why not."""
+        disk = self.disk_path(path)
+        if self.roots is not None:
+            real = os.path.realpath(disk)
+            if not any(_inside(real, root) for root in self.roots):
+                raise _Unreadable("outside the folders this server reads pipeline files from "
+                                  "(imports must stay in the folder of the served files or in "
+                                  "the deploy directory)")
+        return _decode(_read_regular(disk, self.max_bytes))
+
+
+LOCAL = ImportPolicy()
+
+
+def _inside(path: str, root: str) -> bool:
+    root = os.path.realpath(root)
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
+
+def _read_regular(path: str, max_bytes: int) -> bytes:
+    """Read a regular file of at most ``max_bytes``; never blocks on a FIFO or a device."""
     try:
-        with open(path, "rb") as handle:
-            data = handle.read()
+        # O_NONBLOCK: opening a FIFO must not wait for a writer; it is refused below anyway.
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError:
         raise _Unreadable("file not found") from None
     except IsADirectoryError:
         raise _Unreadable("is a directory, not a pipeline file") from None
     except OSError as exc:
         raise _Unreadable(exc.strerror or str(exc)) from None
+    try:
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise _Unreadable("is a directory, not a pipeline file")
+        if not stat.S_ISREG(info.st_mode):
+            raise _Unreadable("not a regular file (a pipe, socket or device cannot be a "
+                              "pipeline file)")
+        if info.st_size > max_bytes:
+            raise _Unreadable(f"the file is too large ({info.st_size:,} bytes; the limit is "
+                              f"{max_bytes:,}): split it into files that import each other")
+        chunks = []
+        size = 0
+        while size <= max_bytes:  # the file may grow while it is read
+            chunk = os.read(fd, min(1 << 20, max_bytes + 1 - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        if size > max_bytes:
+            raise _Unreadable(f"the file is too large (more than {max_bytes:,} bytes): split it "
+                              "into files that import each other")
+        return b"".join(chunks)
+    except OSError as exc:
+        raise _Unreadable(exc.strerror or str(exc)) from None
+    finally:
+        os.close(fd)
+
+
+def _decode(data: bytes) -> str:
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -86,25 +169,26 @@ class _File:
 
 
 def load_file(path: str | os.PathLike[str], *, env: Mapping[str, str] | None = None,
-              environment: str | None = None, registry: Registry | None = None) -> Definition:
+              environment: str | None = None, registry: Registry | None = None,
+              policy: ImportPolicy = LOCAL) -> Definition:
     """Load ``path`` and its imports; raise ``ConfigError`` listing every error."""
     path = os.fspath(path)
     try:
-        text = _read_disk(path)
+        text = policy.read(path)
     except _Unreadable as exc:
         raise ConfigError([Diagnostic(path, exc.line, exc.col,
                                       f"cannot read {path}: {exc.message}")]) from None
-    return _Session(_read_disk, os.path.realpath, env, environment, registry).load(path, text)
+    return _Session(policy.read, policy.identity, env, environment, registry).load(path, text)
 
 
 def load_text(text: str, path: str = TEXT_PATH, *, env: Mapping[str, str] | None = None,
-              environment: str | None = None, registry: Registry | None = None) -> Definition:
+              environment: str | None = None, registry: Registry | None = None,
+              policy: ImportPolicy = LOCAL) -> Definition:
     """Load YAML text; ``path`` names it in diagnostics and anchors relative imports."""
-    return _Session(_read_disk, _text_identity, env, environment, registry).load(path, text)
+    def identity(name: str) -> str:
+        return name if name == TEXT_PATH else policy.identity(name)
 
-
-def _text_identity(path: str) -> str:
-    return path if path == TEXT_PATH else os.path.realpath(path)
+    return _Session(policy.read, identity, env, environment, registry).load(path, text)
 
 
 def load_sources(sources: Mapping[str, str], root: str, *, env: Mapping[str, str] | None = None,
@@ -136,6 +220,10 @@ class _Session:
         self.out: list[Diagnostic] = []
 
     def load(self, root: str, text: str) -> Definition:
+        with paused_gc():  # see yamlpos.paused_gc: big files were superlinear without it
+            return self._load(root, text)
+
+    def _load(self, root: str, text: str) -> Definition:
         self.add(root, text, [])
         order = self.preorder(root)
         environments, variables = self.environments(order)
