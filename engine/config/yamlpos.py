@@ -47,7 +47,7 @@ Path = tuple[PathKey, ...]
 
 _T = "tag:yaml.org,2002:"
 _MAX_DEPTH = 200  # deeper nesting is never a real pipeline; it protects the recursion below
-ALIAS_BUDGET = 100_000  # values/positions/pairs aliases may produce (or 1 per byte of text)
+ALIAS_BUDGET = 100_000  # values/positions/pairs aliases may produce (or 1 per 4 bytes of text)
 
 _NULL = re.compile(r"^(?:~|null|Null|NULL|)$")
 _BOOL = re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$")
@@ -134,7 +134,7 @@ def paused_gc() -> Iterator[None]:
 def parse_yaml(text: str, file: str) -> Parsed:
     """Parse one YAML document. Syntax errors come back as diagnostics, never as exceptions."""
     positions = PosMap(file)
-    builder = _Builder(positions, max(ALIAS_BUDGET, len(text)))
+    builder = _Builder(positions, max(ALIAS_BUDGET, len(text) // 4))
     try:
         with paused_gc():
             value = builder.document(yaml.parse(text, Loader=_Loader))

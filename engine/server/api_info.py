@@ -7,6 +7,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
+from engine.config.loader import ImportPolicy
 from engine.server.auth import optional_key
 from engine.server.bodies import Deployment, YamlText
 from engine.server.deps import Service, needs
@@ -50,9 +51,29 @@ async def get_definition(name: str, service: Service) -> DefinitionText:
 
 
 @router.post("/definitions/validate", tags=["definitions"], dependencies=needs("read"))
-async def validate(body: YamlText, service: Service) -> list[DiagnosticInfo]:
-    """Diagnostics of a pipeline file's text (errors and warnings); nothing is loaded."""
-    return await service.validate(body.yaml, body.file)
+async def validate(body: YamlText, request: Request, service: Service) -> list[DiagnosticInfo]:
+    """Diagnostics of a pipeline file's text (errors and warnings); nothing is loaded.
+
+    Its imports are read only inside the server's definition roots (see ``import_policy``),
+    relative to the caller's deploy folder (else the served files' folder). A check that
+    takes longer than the server's load time limit is answered with 422.
+    """
+    return await service.validate(body.yaml, body.file, policy=import_policy(request, service))
+
+
+def import_policy(request: Request, service: Service) -> ImportPolicy:
+    """What a load on the server may read: the folders of the files the server was started
+    with and the caller's tenant's deploy folder, nothing else (not another tenant's)."""
+    deploy: Path | None = request.app.state.deploy_dir
+    served = [Path(d.path).resolve().parent for d in service.definitions()]
+    roots = [str(folder) for folder in dict.fromkeys(served)
+             if deploy is None or not folder.is_relative_to(deploy)]
+    base = roots[0] if roots else None
+    if deploy is not None:
+        mine = str(tenant_dir(deploy, current_tenant.get()))
+        roots.append(mine)
+        base = mine
+    return ImportPolicy(roots=tuple(roots), base=base)
 
 
 @router.put("/definitions", tags=["definitions"], dependencies=needs("deploy"))
@@ -70,7 +91,7 @@ async def deploy(body: Deployment, request: Request, service: Service) -> Defini
     tenant = current_tenant.get()
     target = str(deploy_path(tenant_dir(root, tenant), body.file))
     service.set_owner(target, tenant)  # before it loads: never visible to others, even briefly
-    return await service.put_definition(body.yaml, target)
+    return await service.put_definition(body.yaml, target, policy=import_policy(request, service))
 
 
 def tenant_dir(root: Path, tenant: str) -> Path:

@@ -11,7 +11,8 @@ import asyncio
 import os
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ from sqlalchemy import select
 
 from engine import __version__
 from engine.api import Engine, Execution
-from engine.config.loader import load_file, load_sources, load_text
+from engine.config.loader import LOCAL, ImportPolicy, load_file, load_sources, load_text
 from engine.config.model import Definition
 from engine.errors import ConfigError
 from engine.executor import ExecutionRun, MockAnswer, RunControls
@@ -71,6 +72,17 @@ from engine.store.records import EventRecord, ExecutionRecord
 from engine.store.store import Store
 from engine.tenancy import current_tenant
 
+LOAD_TIME_LIMIT = 20.0
+_loader_pool: list[ThreadPoolExecutor] = []
+
+
+def _loaders() -> ThreadPoolExecutor:
+    """Two threads for loading pipeline files, apart from the loop's default executor: a
+    slow validation cannot starve the other work sent to threads."""
+    if not _loader_pool:
+        _loader_pool.append(ThreadPoolExecutor(2, thread_name_prefix="wfstudio-load"))
+    return _loader_pool[0]
+
 
 class _Hooks:
     """The executor's view of the debugger and the mock book."""
@@ -95,6 +107,7 @@ class LocalService:
         self.registry = registry or default_registry()
         self.env = env
         self._owns_store = owns_store
+        self.load_time_limit = LOAD_TIME_LIMIT  # seconds a validation or load may take
         self.debugger = Debugger(store)
         self.mocks = MockBook(store)
         self.hooks = _Hooks(self.debugger, self.mocks)
@@ -219,7 +232,8 @@ class LocalService:
 
     async def load_file(self, file: str | os.PathLike[str]) -> list[str]:
         """Load (or reload) a pipeline file; returns its pipeline names."""
-        definition = load_file(os.fspath(file), registry=self.registry, env=self.env)
+        definition = await self._off_loop(lambda: load_file(
+            os.fspath(file), registry=self.registry, env=self.env))
         return await self._install(definition)
 
     async def unload_file(self, file: str | os.PathLike[str]) -> list[str]:
@@ -338,12 +352,29 @@ class LocalService:
         return DefinitionText(file=d.path, text=d.sources.get(d.path, ""), hash=d.hash,
                               pipelines=list(d.pipelines))
 
-    async def validate(self, yaml_text: str, file: str = "<text>") -> list[DiagnosticInfo]:
+    async def validate(self, yaml_text: str, file: str = "<text>", *,
+                       policy: ImportPolicy = LOCAL) -> list[DiagnosticInfo]:
+        """Diagnostics of a file's text; ``policy`` says which imports may be read (the
+        server passes its definition roots)."""
         try:
-            definition = load_text(yaml_text, file, registry=self.registry, env=self.env)
+            definition = await self._off_loop(lambda: load_text(
+                yaml_text, file, registry=self.registry, env=self.env, policy=policy))
         except ConfigError as exc:
             return [_diagnostic(d) for d in exc.diagnostics]
         return [_diagnostic(d) for d in definition.warnings]
+
+    async def _off_loop(self, load: Callable[[], Definition]) -> Definition:
+        """Run a load in the loaders' threads, so the event loop keeps answering, and give up
+        after ``load_time_limit`` seconds with a 422 (the thread finishes on its own: loads are
+        bounded by the parser's alias budget and the file size caps)."""
+        future = asyncio.get_running_loop().run_in_executor(_loaders(), load)
+        try:
+            return await asyncio.wait_for(asyncio.shield(future), self.load_time_limit)
+        except TimeoutError:
+            raise InvalidInput(
+                f"checking this pipeline file took longer than {self.load_time_limit:g} s; it is "
+                "too large or too complex: split it into smaller files that import each other",
+                details=[{"reason": "time_limit", "seconds": self.load_time_limit}]) from None
 
     async def step_types(self) -> list[StepTypeInfo]:
         return [StepTypeInfo(name=t.name, description=t.description, category=t.category,
@@ -352,10 +383,12 @@ class LocalService:
                              module_refs=sorted(t.module_refs), program_keys=sorted(t.program_keys))
                 for t in sorted(self.registry.steps.values(), key=lambda t: t.name)]
 
-    async def put_definition(self, yaml_text: str, file: str) -> DefinitionText:
+    async def put_definition(self, yaml_text: str, file: str, *,
+                             policy: ImportPolicy = LOCAL) -> DefinitionText:
         """Validate ``yaml_text``, write it to ``file`` and (re)load it; invalid text changes nothing."""
         try:
-            definition = load_text(yaml_text, file, registry=self.registry, env=self.env)
+            definition = await self._off_loop(lambda: load_text(
+                yaml_text, file, registry=self.registry, env=self.env, policy=policy))
         except ConfigError as exc:
             raise InvalidInput(str(exc), details=[_diagnostic(d).model_dump()
                                                   for d in exc.diagnostics]) from None
@@ -365,7 +398,8 @@ class LocalService:
         tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:6]}.tmp")
         tmp.write_text(yaml_text, encoding="utf-8")
         os.replace(tmp, path)  # atomic: a reader never sees half a file
-        definition = load_file(file, registry=self.registry, env=self.env)
+        definition = await self._off_loop(lambda: load_file(
+            file, registry=self.registry, env=self.env, policy=policy))
         await self._install(definition)
         return DefinitionText(file=definition.path, text=yaml_text, hash=definition.hash,
                               pipelines=list(definition.pipelines))
