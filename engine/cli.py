@@ -23,13 +23,15 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from engine import __version__
+from engine.cli_input import parse_json, read_text
 from engine.cli_server import add_server_commands
 from engine.cli_service import add_commands as add_service_commands
 from engine.cli_service import dump as _dump
@@ -115,20 +117,10 @@ def _read_input(args: argparse.Namespace) -> Any:
     if args.input is not None and args.input_file is not None:
         raise UsageError("give either --input or --input-file, not both")
     if args.input_file is not None:
-        try:
-            text = Path(args.input_file).read_text(encoding="utf-8")
-        except OSError as exc:
-            raise UsageError(f"cannot read --input-file {args.input_file}: {exc.strerror}") from None
-        source = args.input_file
-    elif args.input is not None:
-        text, source = args.input, "--input"
-    else:
-        return {}
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise UsageError(f"{source}: invalid JSON at line {exc.lineno} column {exc.colno}: "
-                         f"{exc.msg}") from None
+        return parse_json(read_text(args.input_file, "--input-file"), "--input-file", "object")
+    if args.input is not None:
+        return parse_json(args.input, "--input", "object")
+    return {}
 
 
 async def _run(args: argparse.Namespace) -> int:
@@ -236,11 +228,17 @@ def _find(store: Any, execution_id: str) -> Any:
     return next(iter(matches.values()))
 
 
+EXECUTION_STATUSES = ("running", "paused", "completed", "failed", "cancelled", "interrupted")
+
+
 def cmd_executions(args: argparse.Namespace) -> int:
+    if args.action == "list" and args.status is not None and args.status not in EXECUTION_STATUSES:
+        raise UsageError(f"--status: unknown execution status {args.status!r} "
+                         f"(one of {', '.join(EXECUTION_STATUSES)})")
+    since = time.time() - _parse_age(args.since) if getattr(args, "since", None) else None
     store = _open_store(args)
     try:
         if args.action == "list":
-            since = time.time() - _parse_age(args.since) if args.since else None
             rows, cursor = store.list_executions(pipeline=args.pipeline, status=args.status,
                                                  since=since, text=args.text, limit=args.limit,
                                                  cursor=args.cursor)
@@ -256,8 +254,6 @@ def cmd_executions(args: argparse.Namespace) -> int:
             if cursor:
                 print(f"more: --cursor {cursor}")
             return 0
-        if args.id is None:
-            raise UsageError(f"executions {args.action} needs an execution id")
         record = _find(store, args.id)
         if args.action == "show":
             print(_dump(vars(record)))
@@ -277,6 +273,9 @@ def cmd_executions(args: argparse.Namespace) -> int:
         else:
             events = store.events(record.id, after_seq=args.after, limit=args.limit,
                                   types=args.type or None)
+            if not events and not args.json:
+                print("no events" + (f" of type {', '.join(args.type)}" if args.type else "")
+                      + (f" after seq {args.after}" if args.after else ""))
             for event in events:
                 if args.json:
                     print(json.dumps(vars(event), default=str))
@@ -299,61 +298,165 @@ def _parse_age(text: str) -> float:
 # ---------------------------------------------------------------- entry point
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, explaining the one mistake it cannot: a value that starts with ``-``."""
+
+    def error(self, message: str) -> NoReturn:
+        match = re.fullmatch(r"argument (?:\S+/)?(-\S+): expected one argument", message)
+        if match:
+            message += (f" (a value that starts with '-' goes after '=', e.g. "
+                        f"{match[1]}=-1)")
+        super().error(message)
+
+    def _get_values(self, action: argparse.Action, arg_strings: list[str]) -> Any:
+        # argparse drops a value of exactly "--" (`--input=--`) as if it ended the options,
+        # leaving a list where a string belongs: it is the value.
+        if action.nargs is None and arg_strings == ["--"]:
+            value = self._get_value(action, "--")
+            self._check_value(action, value)
+            return value
+        return super()._get_values(action, arg_strings)
+
+
+def _walk(parser: argparse.ArgumentParser) -> Iterator[argparse.ArgumentParser]:
+    """``parser`` and every subcommand's parser under it."""
+    yield parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in dict.fromkeys(action.choices.values()):
+                yield from _walk(child)
+
+
+def cmd_studio(args: argparse.Namespace) -> int:
+    # engine/ never loads Qt: the `wfstudio` launcher (app.launcher) opens the studio itself.
+    raise UsageError("the studio opens through the `wfstudio` command (`wfstudio studio "
+                     f"{args.path or ''}".rstrip() + "`), not `python -m engine.cli`")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="wfstudio",
         description="Validate, run, debug and replay workflow pipelines; read the event store.",
         epilog="`wfstudio` alone, or `wfstudio studio [PATH]`, opens the desktop studio.")
-    parser.add_argument("--version", action="version", version=f"wfstudio {__version__}")
+    parser.add_argument("--version", action="version", version=f"wfstudio {__version__}",
+                        help="print the version and exit")
     store_help = "event store URL (default: $WFSTUDIO_STORE or the SQLite file in your data dir)"
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    p = sub.add_parser("validate", help="check pipeline files; exit 1 on errors")
-    p.add_argument("files", nargs="+", metavar="FILE")
+    p = sub.add_parser("studio", help="open the desktop studio (also `wfstudio` alone)",
+                       description="Open the desktop studio on a folder of pipeline files (or "
+                       "the folder of one file); without PATH, the example workspace.")
+    p.add_argument("path", nargs="?", metavar="PATH", help="a folder or a pipeline file")
+    p.set_defaults(func=cmd_studio)
+
+    p = sub.add_parser("validate", help="check pipeline files; exit 1 on errors",
+                       description="Check pipeline files: YAML, the schema, step types and "
+                       "their configs, expressions and references. Prints file:line:col "
+                       "diagnostics; exit 1 if any is an error.")
+    p.add_argument("files", nargs="+", metavar="FILE", help="pipeline files to check")
     p.set_defaults(func=cmd_validate)
 
-    p = sub.add_parser("inspect", help="show a file's modules, pipelines and steps")
-    p.add_argument("file", metavar="FILE")
+    p = sub.add_parser("inspect", help="show a file's modules, pipelines and steps",
+                       description="Print a pipeline file's definition hash, modules, and each "
+                       "pipeline's trigger, error policy and steps (with conditions, retries, "
+                       "timeouts and compensations).")
+    p.add_argument("file", metavar="FILE", help="the pipeline file")
     p.set_defaults(func=cmd_inspect)
 
-    p = sub.add_parser("run", help="run a pipeline and print its result")
-    p.add_argument("file", metavar="FILE")
-    p.add_argument("-p", "--pipeline")
-    p.add_argument("--input", help="trigger payload as JSON")
-    p.add_argument("--input-file", help="file holding the trigger payload as JSON")
+    p = sub.add_parser("run", help="run a pipeline and print its result",
+                       description="Run a pipeline once with a JSON object as its trigger "
+                       "payload; exit 1 if the execution fails. Runs the engine directly: "
+                       "mocks and breakpoints do not apply.")
+    p.add_argument("file", metavar="FILE", help="the pipeline file")
+    p.add_argument("-p", "--pipeline", help="which pipeline (needed when FILE has several)")
+    p.add_argument("--input", metavar="JSON", help="trigger payload, a JSON object")
+    p.add_argument("--input-file", metavar="FILE", help="file holding the trigger payload as JSON")
     p.add_argument("--json", action="store_true", help="print {execution_id, status, output, error}")
     p.add_argument("--store", help=store_help)
     p.add_argument("--no-record", action="store_true", help="record nothing")
     p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser("demo", help="run the example workspace's samples headless")
-    p.add_argument("folder", nargs="?", default=str(EXAMPLES))
+    p = sub.add_parser("demo", help="run the example workspace's samples headless",
+                       description="Run every sample of a workspace's samples.json and check "
+                       "each ends as expected; exit 1 otherwise.")
+    p.add_argument("folder", nargs="?", default=str(EXAMPLES), metavar="FOLDER",
+                   help="a workspace with samples.json (default: the example workspace)")
     p.add_argument("--store", help=store_help)
     p.set_defaults(func=cmd_demo)
 
-    p = sub.add_parser("executions", help="read recorded executions")
-    p.add_argument("action", choices=["list", "show", "timeline", "events"])
-    p.add_argument("id", nargs="?", help="execution id (or a unique prefix)")
-    p.add_argument("--store", help=store_help)
-    p.add_argument("--pipeline")
-    p.add_argument("--status")
+    executions = sub.add_parser("executions", help="read recorded executions: list, show, "
+                                "timeline, events")
+    actions = executions.add_subparsers(dest="action", metavar="ACTION", required=True)
+    common = Parser(add_help=False)
+    common.add_argument("--store", help=store_help)
+    with_id = Parser(add_help=False)
+    with_id.add_argument("id", metavar="ID", help="execution id (or a unique prefix)")
+    as_json = Parser(add_help=False)
+    as_json.add_argument("--json", action="store_true", help="print JSON")
+    p = actions.add_parser("list", parents=[common, as_json], help="executions, newest first")
+    p.add_argument("--pipeline", help="only this pipeline's executions")
+    p.add_argument("--status", help=f"only this status: {', '.join(EXECUTION_STATUSES)}")
     p.add_argument("--since", help="only newer than this age, e.g. 1h, 2d")
     p.add_argument("--text", help="match id, pipeline or error text")
-    p.add_argument("--limit", type=int, default=50)
-    p.add_argument("--cursor")
-    p.add_argument("--after", type=int, default=0, help="events after this seq")
+    p.add_argument("--limit", type=_positive, default=50, help="at most this many (default 50)")
+    p.add_argument("--cursor", help="continue a listing where `more: --cursor` said")
+    actions.add_parser("show", parents=[with_id, common], help="an execution's summary as JSON")
+    actions.add_parser("timeline", parents=[with_id, common, as_json],
+                       help="its step runs with attempts, iterations and flags")
+    p = actions.add_parser("events", parents=[with_id, common],
+                           help="its raw, append-only event stream")
+    p.add_argument("--after", type=int, default=0, metavar="SEQ", help="events after this seq")
     p.add_argument("--type", action="append", help="only events of this type (repeatable)")
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(func=cmd_executions)
+    p.add_argument("--limit", type=_positive, default=1000, help="at most this many (default 1000)")
+    p.add_argument("--json", action="store_true", help="print one JSON object per line")
+    executions.set_defaults(func=cmd_executions)
 
     add_service_commands(sub, store_help)
     add_server_commands(sub)
+    for each in _walk(parser):
+        each.set_defaults(_parser=each)  # the deepest one's usage goes with its errors
     return parser
 
 
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid number {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive number")
+    return value
+
+
+def _silence_stdout() -> None:
+    """The reader of stdout has gone (``| head``): later writes, and the flush at exit, go
+    nowhere instead of raising BrokenPipeError again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # not a real file (captured in tests)
+        pass
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        code = _main(argv)
+        sys.stdout.flush()  # a closed pipe shows here, while it can still be handled
+        return code
+    except BrokenPipeError:
+        _silence_stdout()
+        return 141  # as a process killed by SIGPIPE, the shell's convention
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args, unknown = parser.parse_known_args(argv)
+        if unknown:  # said by the subcommand that was given them, with its usage
+            args._parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    except SystemExit as exc:  # --help, --version, or a usage error (printed already)
+        return 0 if exc.code is None else exc.code if isinstance(exc.code, int) else 2
     if not getattr(args, "func", None):
         parser.print_help()
         return 0

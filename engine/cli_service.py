@@ -18,9 +18,9 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
-from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
+from engine.cli_input import parse_json, parse_json_lines, read_text
 from engine.service.errors import InvalidInput, NotFound
 
 if TYPE_CHECKING:
@@ -107,22 +107,11 @@ class ProgressBar:
 # ---------------------------------------------------------------- input helpers
 
 
-def _json(text: str, option: str) -> Any:
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InvalidInput(f"{option}: invalid JSON at line {exc.lineno} column {exc.colno}: "
-                           f"{exc.msg}") from None
-
-
 def _patch(text: str | None, option: str = "--patch") -> list[dict[str, Any]] | None:
     if text is None:
         return None
-    value = _json(text, option)
-    if not isinstance(value, list) or not all(isinstance(op, dict) and "op" in op for op in value):
-        raise InvalidInput(f"{option}: expected a JSON Patch (RFC 6902) array such as "
-                           '[{"op": "replace", "path": "/qty", "value": 2}]')
-    return value
+    patch: list[dict[str, Any]] = parse_json(text, option, "patch")
+    return patch
 
 
 def _duration(text: str, option: str) -> float:
@@ -239,9 +228,9 @@ def _replay_options(args: argparse.Namespace) -> ReplayOptions:
         step, sep, value = item.partition("=")
         if not sep or not step:
             raise InvalidInput(f"--mock {item!r}: use STEP=JSON, e.g. --mock 'charge={{\"ok\": true}}'")
-        mocks[step] = _json(value, f"--mock {step}")
+        mocks[step] = parse_json(value, f"--mock {step}")
     patch = _patch(args.patch)
-    payload = _json(args.payload, "--payload") if args.payload is not None else None
+    payload = parse_json(args.payload, "--payload", "object") if args.payload is not None else None
     changed = patch is not None or args.payload is not None or bool(mocks) or bool(args.current)
     # Recorded mocks alone leave the mode exact: the replay still runs the original payload.
     mode: ReplayMode = "from_step" if args.from_step else "modified" if changed else "exact"
@@ -449,7 +438,7 @@ async def _mocks(args: argparse.Namespace) -> int:
     delay_ms, output = 0.0, None
     if action == "set":
         delay_ms = _duration(args.delay, "--delay") * 1000 if args.delay else 0.0
-        output = _json(args.output, "--output") if args.output is not None else None
+        output = parse_json(args.output, "--output") if args.output is not None else None
     async with _service(args, args.file if action == "set" else []) as service:
         if action == "list":
             mocks = await service.list_mocks(args.pipeline)
@@ -546,10 +535,8 @@ async def _backfill(args: argparse.Namespace) -> int:
         if args.since or args.until or args.source_pipeline:
             raise InvalidInput("give either --jsonl or past executions (--since, --until, "
                                "--source-pipeline) to backfill from, not both")
-        try:
-            jsonl = Path(args.jsonl).read_text(encoding="utf-8")
-        except OSError as exc:
-            raise InvalidInput(f"cannot read --jsonl {args.jsonl}: {exc.strerror}") from None
+        jsonl = read_text(args.jsonl, "--jsonl")
+        parse_json_lines(jsonl, "--jsonl", "object")  # the service reads it again; errors here
     request = _validated(lambda: BackfillRequest(
         pipeline=args.pipeline, source_pipeline=args.source_pipeline,
         since=_moment(args.since, "--since"), until=_moment(args.until, "--until"), jsonl=jsonl,

@@ -542,7 +542,7 @@ BAD_INPUT = [
     (["backfill", "chain", "--file", "{file}", "--jsonl", "{tmp}/missing.jsonl"],
      "cannot read --jsonl"),
     (["backfill", "chain", "--file", "{file}", "--jsonl", "{tmp}/bad.jsonl"],
-     "line 2 of the JSON Lines input is not valid JSON"),
+     "--jsonl: invalid JSON at line 2 column 2"),
     (["backfill", "chain", "--file", "{file}", "--jsonl", "{tmp}/bad.jsonl", "--since", "1d"],
      "give either --jsonl or past executions"),
     (["backfills", "show", "nope"], "no backfill 'nope'"),
