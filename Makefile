@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run demo test lint typecheck bench screenshots clean
+.PHONY: run demo test lint typecheck bench bench-peers screenshots clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -35,6 +35,11 @@ typecheck: $(STAMP)
 
 bench: $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(BIN)/python benchmarks/run.py
+
+# DBOS and Node-RED next to the engine and the server (installs them under benchmarks/peers/).
+bench-peers: $(STAMP)
+	bash benchmarks/peers/install.sh
+	$(BIN)/python benchmarks/peers/run.py
 
 screenshots: $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m app.screenshots

@@ -11,6 +11,13 @@ p50/p95/p99 latency. Baseline in the same run: the same load generator, same ser
 ``GET /api/v1/health`` (no key, no run): the HTTP stack alone. Done on a SQLite file in a
 temp dir and on a throwaway PostgreSQL database (dropped afterwards).
 
+Issue 11 rows (SQLite, one process, 8 connections): ``POST /webhook`` with a webhook-like
+body (benchmarks/payloads.py) of 1 KB and of 100 KB, 8 different bodies cycled, a fresh
+event id per request, through 5 steps with full recording; baseline in the same run: the
+same requests to a twin pipeline recording metadata only (``POST /webhook-meta``), which
+shows what recording the payload costs. Node-RED's figure for the 1 KB row comes from
+``make bench-peers`` (benchmarks/peers/), measured with this same load generator.
+
 The load generator shares the machine's cores with the server, so every figure (baseline
 too) is what one box does with both ends on it.
 """
@@ -34,6 +41,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from payloads import KB, encoded  # noqa: E402 - the benchmarks folder, put on the path above
 
 PIPELINE = """
 pipelines:
@@ -58,7 +68,54 @@ pipelines:
         config: {status: 200, body: {id: "{{ .id }}", label: "{{ .label }}", ok: "{{ .ok }}"}}
 """
 
+# The issue-11 pipeline: what a webhook handler does (pick fields, count line items with jq,
+# reply), once recording everything and once (the baseline) metadata only.
+WEBHOOK = """
+  @NAME:
+    record: @RECORD
+    trigger: {type: http, config: {method: POST, path: @PATH}}
+    steps:
+      - name: read
+        type: step.set
+        config:
+          values: {event: "{{ .trigger.body.id }}", order_id: "{{ .trigger.body.data.order.id }}"}
+      - name: label
+        type: step.set
+        config: {values: {label: "order {{ .order_id }} ({{ .event }})"}}
+      - name: count
+        type: step.set
+        config: {values: {items: "{{ .trigger.body.data.order.line_items | length }}"}}
+      - name: flag
+        type: step.set
+        config: {values: {ok: true}}
+      - name: reply
+        type: step.json_response
+        config:
+          status: 200
+          body: {id: "{{ .event }}", label: "{{ .label }}", items: "{{ .items }}"}
+"""
+PIPELINE += "".join(WEBHOOK.replace("@NAME", name).replace("@RECORD", record).replace("@PATH", path)
+                    for name, record, path in (("webhook", "full", "/webhook"),
+                                               ("webhook_meta", "metadata", "/webhook-meta")))
+
 TARGET = ">=1000 runs/s, p95<50ms (SQLite)"
+# Issue 11: (body bytes, target, reached?) for POST /webhook, SQLite, 1 process, 8 connections.
+BODY_ROWS = [
+    (1 * KB, "p95 < 20 ms, >= Node-RED's req/s (make bench-peers)", lambda r: r["p95"] < 20),
+    (100 * KB, ">= 500/s, p95 < 50 ms", lambda r: r["rate"] >= 500 and r["p95"] < 50),
+]
+BODY_SEEDS = 8  # different bodies, cycled
+
+
+def bodies(size: int) -> list[tuple[bytes, int]]:
+    """``BODY_SEEDS`` webhook bodies of ``size`` bytes, each with the offset of its 21-byte
+    event id, which every request replaces with a fresh one of the same length."""
+    out = []
+    for seed in range(BODY_SEEDS):
+        body = encoded(size, seed)
+        start = body.index(b'"id":"evt_') + 6
+        out.append((body, start))
+    return out
 
 
 # ---------------------------------------------------------------------- the load generator
@@ -114,9 +171,11 @@ class RawConnection:
 
 
 async def generate_load(url: str, method: str, key: str | None, concurrency: int,
-                        seconds: float, warmup: float) -> dict[str, Any]:
+                        seconds: float, warmup: float, body_bytes: int = 0) -> dict[str, Any]:
     """N workers, each on its own keep-alive connection, for ``warmup`` + ``seconds``;
-    only requests started after the warm-up count."""
+    only requests started after the warm-up count. POST bodies are ``{"id", "qty"}``, or
+    webhooks of ``body_bytes`` bytes (``bodies``) when that is set."""
+    templates = bodies(body_bytes) if body_bytes else []
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
     auth = f"X-API-Key: {key}\r\n" if key else ""
@@ -138,8 +197,13 @@ async def generate_load(url: str, method: str, key: str | None, concurrency: int
                 if begun >= stop_at:
                     return
                 i += 1
-                body = json.dumps({"id": f"{n}-{i}", "qty": i}).encode() if method == "POST" \
-                    else b""
+                if templates:
+                    template, at = templates[i % len(templates)]
+                    body = b"%s%s%s" % (template[:at], b"evt_%08d_%08x" % (n, i), template[at + 21:])
+                elif method == "POST":
+                    body = json.dumps({"id": f"{n}-{i}", "qty": i}).encode()
+                else:
+                    body = b""
                 head = (f"{method} {parts.path} HTTP/1.1\r\nHost: {host}:{port}\r\n{auth}"
                         f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
                         "\r\n").encode()
@@ -171,7 +235,8 @@ async def generate_load(url: str, method: str, key: str | None, concurrency: int
 
 def load_main(args: argparse.Namespace) -> int:
     result = asyncio.run(generate_load(args.url, args.method, os.environ.get("BENCH_KEY"),
-                                       args.connections, args.seconds, args.warmup))
+                                       args.connections, args.seconds, args.warmup,
+                                       args.body_bytes))
     print(json.dumps(result))
     return 0
 
@@ -196,14 +261,15 @@ def cpu_seconds(pid: int) -> float:
 
 
 def run_load(url: str, method: str, key: str | None, concurrency: int,
-             seconds: float, server_pid: int) -> dict[str, Any]:
+             seconds: float, server_pid: int, body_bytes: int = 0) -> dict[str, Any]:
     """Run the load generator as a separate process and return its figures, with the
     server's CPU use over the whole load (1 = one core busy)."""
     env = {**os.environ, "BENCH_KEY": key or ""}
     cpu_before, wall_before = cpu_seconds(server_pid), time.perf_counter()
     done = subprocess.run(
         [sys.executable, __file__, "--load", "--url", url, "--method", method,
-         "--connections", str(concurrency), "--seconds", str(seconds), "--warmup", "1"],
+         "--connections", str(concurrency), "--seconds", str(seconds), "--warmup", "1",
+         "--body-bytes", str(body_bytes)],
         capture_output=True, text=True, env=env, timeout=seconds + 60)
     if done.returncode != 0:
         raise RuntimeError(f"load generator failed:\n{done.stderr}")
@@ -326,6 +392,33 @@ def bench_store(label: str, store: str, pipeline_file: Path, levels: list[int],
                   f"   generator CPU {runs['cpu']:.0%}{errors_note(runs)}{errors_note(health)}")
 
 
+def bench_bodies(store: str, pipeline_file: Path, seconds: float, serve_args: list[str],
+                 root: Path, connections: int = 8) -> list[dict[str, Any]]:
+    """Issue 11: webhook bodies of 1 KB and 100 KB, recorded in full vs metadata only."""
+    key = create_key(store)
+    results = []
+    with serving(pipeline_file, store, serve_args, root) as (base, pid):
+        import httpx
+        for size, target, reached in BODY_ROWS:
+            body, _ = bodies(size)[0]
+            for path in ("/webhook", "/webhook-meta"):
+                check = httpx.post(f"{base}{path}", content=body, timeout=30,
+                                   headers={"X-API-Key": key, "Content-Type": "application/json"})
+                if check.status_code != 200 or not check.json().get("id", "").startswith("evt_"):
+                    raise RuntimeError(f"POST {path} answered {check.status_code}: {check.text}")
+            full = run_load(f"{base}/webhook", "POST", key, connections, seconds, pid, size)
+            meta = run_load(f"{base}/webhook-meta", "POST", key, connections, seconds, pid, size)
+            ratio = full["rate"] / meta["rate"] if meta["rate"] else float("nan")
+            label = f"POST /webhook {size // KB:>3} KB body"
+            print(f"  sqlite     c={connections:<3} {label:<27} {figure(full)}"
+                  f"   baseline record: metadata {figure(meta)}   {ratio:4.0%}"
+                  f"   target {target}: {'yes' if reached(full) else 'NO'}"
+                  f"   ({full['cpu_per_request']:.0f} / {meta['cpu_per_request']:.0f} µs server CPU"
+                  f" per request){errors_note(full)}{errors_note(meta)}")
+            results.append({"bytes": size, "full": full, "meta": meta})
+    return results
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=4.0, help="measured seconds per load")
@@ -341,6 +434,9 @@ def main() -> int:
     parser.add_argument("--url", help=argparse.SUPPRESS)
     parser.add_argument("--method", default="GET", help=argparse.SUPPRESS)
     parser.add_argument("--connections", type=int, default=8, help=argparse.SUPPRESS)
+    parser.add_argument("--body-bytes", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--only-bodies", action="store_true",
+                        help="only the issue-11 rows (1 KB and 100 KB webhook bodies)")
     parser.add_argument("--warmup", type=float, default=1.0, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.load:
@@ -355,6 +451,10 @@ def main() -> int:
         pipeline_file = Path(tmp) / "orders.yaml"
         pipeline_file.write_text(PIPELINE)
         serve_args = args.serve_args.split()
+        bench_bodies(f"sqlite:///{tmp}/bodies.db", pipeline_file, args.seconds, serve_args,
+                     args.server_root)
+        if args.only_bodies:
+            return 0
         bench_store("sqlite", f"sqlite:///{tmp}/bench.db", pipeline_file, levels, args.seconds,
                     serve_args, args.server_root)
         if args.pg.lower() != "none":
