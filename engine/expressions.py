@@ -3,7 +3,8 @@
 Config values are compiled once (``compile_value``) into small render trees so the hot
 path does no parsing: constants come back as they are, plain dotted paths (hyphens
 allowed) are dictionary lookups, and only real programs reach jq, each compiled once per
-distinct text.
+distinct text. jq's common subset then runs as Python closures (engine/jq) that read only
+what they name; libjq gets the rest, fed only the context paths the program can read.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from typing import Any
 import jq
 
 from engine.errors import ExpressionError
+from engine.jq import JqError, Unsupported, compile_tree, parse, result
+from engine.jq.paths import prune, read_paths
 
 # Helpers every program can call. Only the definitions a program mentions are compiled
 # with it (jq compiles each definition every time). ``uuid`` and ``now_iso`` read hidden
@@ -159,7 +162,19 @@ def evaluate(program: str, vars: Mapping[str, Any]) -> Any:
         return _lookup(tuple(match.group(1).split(".")), vars)
     if _IDENTITY.match(program):
         return dict(vars)
-    compiled = _compile_jq(program)
+    compiled = _compile_jq(program)  # syntax errors and refusals come from libjq
+    fast, paths = _compile_fast(program)
+    if fast is not None:
+        try:
+            results = [result(value) for value in fast(vars)]
+        except JqError as exc:
+            raise ExpressionError(f"jq error in {program.strip()!r}: {exc}") from None
+        except Unsupported:
+            pass  # a value outside the exact subset (big integer, exponent...): libjq decides
+        else:
+            return results[0] if len(results) == 1 else (results or None)
+    if paths is not None:
+        vars = prune(vars, paths)
     if _NEEDS_VOLATILE.search(program):
         vars = {**vars, "__uuid": str(_uuid.uuid4()),
                 "__now": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")}
@@ -171,6 +186,19 @@ def evaluate(program: str, vars: Mapping[str, Any]) -> Any:
     if len(results) == 1:
         return results[0]
     return results if results else None
+
+
+@lru_cache(maxsize=4096)
+def _compile_fast(program: str) -> tuple[Any, frozenset[tuple[str, ...]] | None]:
+    """jq's common subset as Python closures (engine/jq), decided once per program text;
+    else None, and the context paths libjq needs (None: the whole context)."""
+    paths = read_paths(program)
+    if paths is not None and _NEEDS_ENV.search(program):
+        paths |= {("env",)}  # the prelude reads it before the program runs
+    try:
+        return compile_tree(parse(program), bool(_NEEDS_ENV.search(program))), paths
+    except (Unsupported, RecursionError):
+        return None, paths
 
 
 def check_program(program: str) -> str | None:
