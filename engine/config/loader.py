@@ -94,8 +94,9 @@ class ImportPolicy:
         """The UTF-8 text of ``path``, or ``_Unreadable`` saying why not."""
         disk = self.disk_path(path)
         if self.roots is not None:
-            real = os.path.realpath(disk)
-            if not any(_inside(real, root) for root in self.roots):
+            # The checked path is the one opened: symlinks and '..' resolved once, here.
+            disk = os.path.realpath(disk)
+            if not any(_inside(disk, root) for root in self.roots):
                 raise _Unreadable("outside the folders this server reads pipeline files from "
                                   "(imports must stay in the folder of the served files or in "
                                   "the deploy directory)")
