@@ -23,6 +23,7 @@ from engine.expressions import Compiled, compile_condition, compile_value, evalu
 from engine.redaction import redact
 from engine.steps.base import StepResult, StepType, SubRun
 from engine.store.codec import dumps
+from engine.store.recorder import ExecutionRefused
 from engine.store.records import EventRecord, ExecutionRecord, StepRunRecord
 from engine.tenancy import current_tenant
 
@@ -254,12 +255,27 @@ class ExecutionRun:
             self._finish("cancelled", error={"message": "aborted in the debugger",
                                              "type": "aborted"}, reason="aborted in the debugger")
         except asyncio.CancelledError:
-            self._finish("cancelled", error={"message": "cancelled", "type": "cancelled"})
-            if not self.cancel_requested:
-                raise
+            refused = self.recorder.refusal(self.record.id) if self.recorder is not None else None
+            if refused is not None:  # stopped by run_step: the store refused its record
+                self._finish("failed", error={"message": refused, "type": "store"})
+            else:
+                self._finish("cancelled", error={"message": "cancelled", "type": "cancelled"})
+                if not self.cancel_requested:
+                    raise
         finally:
             if self.recorder is not None:
-                await asyncio.shield(self.recorder.flush())
+                try:
+                    await asyncio.shield(self.recorder.flush(self.record.id))
+                except ExecutionRefused as refused_exc:
+                    self._refused(str(refused_exc))
+
+    def _refused(self, why: str) -> None:
+        """The store refused this execution's record (recorder.py closed it as failed there):
+        the caller is told the same, whatever the steps did."""
+        rec = self.record
+        rec.status = "failed"
+        rec.output = self.output = self.response = None
+        rec.error = {"message": why, "type": "store"}
 
     def _reuse_recorded(self) -> int:
         """Replay ``from_step``: record the reused outputs and return the index to start at."""
@@ -342,6 +358,10 @@ class ExecutionRun:
     async def run_step(self, step: StepDef, scope: Scope, prefix: str, iteration: int | None,
                        index: int) -> Outcome:
         """Run one step with its condition, retries and error strategy."""
+        if self.recorder is not None and self.recorder.refusal(self.record.id) is not None:
+            # Nothing more of this run can be recorded: stop it like a cancellation (which
+            # composites pass on, unlike errors); execute() ends it failed.
+            raise asyncio.CancelledError
         prepared: Prepared = step.compiled
         path = prefix + step.name
         vars = scope.vars

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+import orjson
+from fastapi import APIRouter, Query, Response
 
 from engine.server.bodies import CancelResult, RunRequest
 from engine.server.deps import Service, needs
@@ -19,6 +20,7 @@ from engine.service.models import (
     RunResult,
     Timeline,
 )
+from engine.store.codec import dumps
 
 router = APIRouter()
 
@@ -26,12 +28,19 @@ Id = Annotated[str, Query(min_length=1, max_length=200)]
 Seconds = Annotated[float | None, Query(allow_inf_nan=False, ge=0, le=1e11)]
 
 
-@router.post("/pipelines/{name}/runs", tags=["runs"], status_code=201,
+@router.post("/pipelines/{name}/runs", tags=["runs"], status_code=201, response_model=RunResult,
              dependencies=needs("run"))
-async def run(name: str, body: RunRequest, service: Service) -> RunResult:
+async def run(name: str, body: RunRequest, service: Service) -> Response:
     """Start an execution. ``options.wait`` (default true): answer when it has finished;
-    false: as soon as it has started (status ``running``)."""
-    return await service.run(name, body.input, body.options)
+    false: as soon as its start is recorded (status ``running``)."""
+    result = await service.run(name, body.input, body.options)
+    # The output is the run's own value: one JSON cannot carry (a lone surrogate, an integer
+    # beyond 64 bits) is answered as the store holds it (codec.py), never a broken response.
+    try:
+        content = orjson.dumps(result.model_dump())
+    except TypeError:
+        content = dumps(result.model_dump()).encode()
+    return Response(content, 201, media_type="application/json")
 
 
 @router.post("/executions/{execution_id}/cancel", tags=["runs"], dependencies=needs("run"))

@@ -15,11 +15,20 @@ PostgreSQL batches always go to a worker thread (a network round trip).
 
 Executions and step runs are coalesced per key: a row handed over several times before a
 batch is cut is written once, in its latest state (an upsert). Events are appended.
+
+One run never damages another. Every value is encoded once, by a codec that escapes what
+either store cannot hold (codec.py), before its row joins a batch. If the store still
+refuses a batch's rows (``RowsRefused``: an encoding or a constraint, not a lock or a lost
+connection), the batch is written again one execution per transaction: the others are
+recorded, and an execution whose own rows are refused is closed as failed (its running
+step runs failed, an ``execution.failed`` event where its record stops), nothing more of it
+is recorded, and ``flush(execution_id)`` raises ``ExecutionRefused`` for it alone.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import sqlite3
 import threading
@@ -27,13 +36,13 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
-from sqlalchemy import Text, bindparam, cast
+from sqlalchemy import Text, bindparam, cast, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 
 from engine.errors import StoreError
 from engine.store import models
-from engine.store.codec import dumps, dumps_or_none
+from engine.store.codec import clean_text, dumps, dumps_escaped, dumps_or_none
 from engine.store.records import EventRecord, ExecutionRecord, StepRunRecord
 
 if TYPE_CHECKING:
@@ -44,11 +53,31 @@ log = logging.getLogger(__name__)
 Row = tuple[Any, ...]
 
 
+class RowsRefused(StoreError):
+    """The store refused the rows themselves (an encoding, a value, a constraint): the same
+    rows fail again, other rows would go in. Lock and connection failures are plain
+    StoreErrors: nothing would go in."""
+
+    def __init__(self, rows: int, reason: object):
+        self.reason = str(reason)
+        super().__init__(f"could not record {rows} rows: {reason}")
+
+
+class ExecutionRefused(StoreError):
+    """The store refused this execution's rows: it was closed as failed, and nothing more of
+    it is recorded. Other executions are not affected."""
+
+    def __init__(self, execution_id: str, message: str):
+        self.execution_id = execution_id
+        super().__init__(message)
+
+
 def _text(value: str | None) -> str | None:
-    # PostgreSQL text cannot hold NUL; SQLite could, but one rule for both keeps rows equal.
-    if value is not None and "\x00" in value:
-        return value.replace("\x00", "\ufffd")
-    return value
+    # Free text (a step's error message): NUL and lone surrogates escaped, as codec.dumps
+    # does in JSON, so both stores hold the same row.
+    if value is None or (value.isascii() and "\x00" not in value):
+        return value
+    return clean_text(value)
 
 
 def execution_row(r: ExecutionRecord, owner: str | None = None) -> Row:
@@ -77,17 +106,41 @@ EVENT_COLS = ("execution_id", "seq", "type", "data", "ts")
 
 
 class Batch:
-    """Serialized rows of one group commit."""
+    """Serialized rows of one group commit. Every row starts with its execution id.
 
-    __slots__ = ("events", "executions", "step_runs")
+    ``close_steps``: (execution_id, error) pairs whose still-running step runs are marked
+    failed in the same transaction (closing a refused execution). ``records``: the execution
+    records the rows were made from, by id.
+    """
 
-    def __init__(self, executions: list[Row], step_runs: list[Row], events: list[Row]):
+    __slots__ = ("close_steps", "events", "executions", "records", "step_runs")
+
+    def __init__(self, executions: list[Row], step_runs: list[Row], events: list[Row],
+                 close_steps: list[tuple[str, str]] | None = None,
+                 records: dict[str, ExecutionRecord] | None = None):
         self.executions = executions
         self.step_runs = step_runs
         self.events = events
+        self.close_steps = close_steps or []
+        self.records = records or {}
 
     def __len__(self) -> int:
         return len(self.executions) + len(self.step_runs) + len(self.events)
+
+    def by_execution(self) -> dict[str, Batch]:
+        """The same rows, one batch per execution (the rows stay encoded: no second encode)."""
+        parts: dict[str, Batch] = {}
+        for table, rows in enumerate((self.executions, self.step_runs, self.events)):
+            for row in rows:
+                part = parts.get(row[0])
+                if part is None:
+                    part = parts[row[0]] = Batch([], [], [])
+                (part.executions, part.step_runs, part.events)[table].append(row)
+        return parts
+
+
+CLOSE_STEPS_SQL = ("UPDATE step_runs SET status = 'failed', error = {p} "
+                   "WHERE execution_id = {p} AND status = 'running'")
 
 
 class Sink(Protocol):
@@ -123,6 +176,7 @@ class SqliteSink:
         self._step_sql = sqlite_upsert_sql("step_runs", STEP_COLS, STEP_KEY)
         self._event_sql = (f"INSERT INTO execution_events ({', '.join(EVENT_COLS)}) "
                            f"VALUES ({', '.join('?' * len(EVENT_COLS))})")
+        self._close_sql = CLOSE_STEPS_SQL.format(p="?")
 
     def write(self, batch: Batch, wait: bool = True) -> bool:
         conn = self._conn
@@ -136,13 +190,17 @@ class SqliteSink:
                     conn.executemany(self._step_sql, batch.step_runs)
                 if batch.events:
                     conn.executemany(self._event_sql, batch.events)
+                if batch.close_steps:
+                    conn.executemany(self._close_sql, [(e, i) for i, e in batch.close_steps])
                 conn.execute("COMMIT")
             except BaseException:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 raise
-        except Exception as exc:  # sqlite3.Error and anything the driver raises
+        except sqlite3.OperationalError as exc:  # locked, I/O, disk full: the file, not the rows
             raise StoreError(f"could not record {len(batch)} rows: {exc}") from exc
+        except Exception as exc:  # an encoding, a value, a constraint: these rows
+            raise RowsRefused(len(batch), exc) from exc
         return True
 
     def _begin(self, wait: bool) -> bool:
@@ -187,6 +245,7 @@ class PgSink:
         self._exec_sql = _pg_upsert_sql("executions", EXEC_COLS, ("id",))
         self._step_sql = _pg_upsert_sql("step_runs", STEP_COLS, STEP_KEY)
         self._copy_sql = f"COPY execution_events ({', '.join(EVENT_COLS)}) FROM STDIN"
+        self._close_sql = CLOSE_STEPS_SQL.format(p="%s")
 
     def write(self, batch: Batch, wait: bool = True) -> bool:
         import psycopg
@@ -205,17 +264,21 @@ class PgSink:
                         with cur.copy(self._copy_sql) as copy:
                             for row in batch.events:
                                 copy.write_row(row)
+                    if batch.close_steps:
+                        cur.executemany(self._close_sql, [(e, i) for i, e in batch.close_steps])
                 conn.commit()
             except BaseException:
                 if not conn.closed:
                     conn.rollback()
                 raise
-        except (psycopg.Error, SQLAlchemyError) as exc:
-            if isinstance(exc, psycopg.OperationalError | DBAPIError) and self._proxy is not None:
+        except (psycopg.OperationalError, psycopg.InterfaceError, SQLAlchemyError) as exc:
+            if self._proxy is not None:
                 self._proxy.invalidate()  # a lost connection: reconnect for the next batch
                 self._proxy = None
             reason = getattr(exc, "orig", None) or exc
             raise StoreError(f"could not record {len(batch)} rows: {reason}") from exc
+        except Exception as exc:  # psycopg.DataError, IntegrityError, an encoding: these rows
+            raise RowsRefused(len(batch), exc) from exc
         return True
 
     def close(self) -> None:
@@ -247,6 +310,10 @@ class CoreSink:
         self._step_stmt = self._upsert(models.step_runs, STEP_COLS, STEP_JSON, STEP_KEY)
         self._event_stmt = models.execution_events.insert().values(
             {c: bindparam(c) for c in EVENT_COLS})
+        steps = models.step_runs
+        self._close_stmt = (update(steps).where(steps.c.execution_id == bindparam("eid"),
+                                                steps.c.status == "running")
+                            .values(status="failed", error=bindparam("err")))
 
     def _upsert(self, table: Any, cols: Sequence[str], json_cols: frozenset[str],
                 key: Sequence[str]) -> Any:
@@ -274,9 +341,14 @@ class CoreSink:
                 if batch.events:
                     conn.execute(self._event_stmt, [dict(zip(EVENT_COLS, r, strict=True))
                                                     for r in batch.events])
-        except SQLAlchemyError as exc:
+                if batch.close_steps:
+                    conn.execute(self._close_stmt, [{"eid": e, "err": i}
+                                                    for e, i in batch.close_steps])
+        except (OperationalError, InterfaceError) as exc:
+            raise StoreError(f"could not record {len(batch)} rows: {exc.orig}") from exc
+        except Exception as exc:  # an encoding, a value, a constraint: these rows
             reason = getattr(exc, "orig", None) or exc
-            raise StoreError(f"could not record {len(batch)} rows: {reason}") from exc
+            raise RowsRefused(len(batch), reason) from exc
         return True
 
     def close(self) -> None:
@@ -313,6 +385,10 @@ class Recorder:
         self._inflight_awaited = False  # someone awaits it: its failure reaches them
         self._error: StoreError | None = None  # a failed background batch, for the next flush
         self._closed = False
+        # Unfinished executions by id, to close one whose rows the store refuses.
+        self._open: dict[str, ExecutionRecord] = {}
+        # Executions whose rows the store refused -> why; their later rows are dropped.
+        self._refused: dict[str, str] = {}
         self.batches = 0  # committed batches (for tests and benchmarks)
         self.owner: str | None = None  # the store's instance id, written on every execution row
 
@@ -322,13 +398,18 @@ class Recorder:
         """Upsert the summary row (coalesced: the state at the next batch cut is written)."""
         if self._closed:
             raise _closed_error()
+        if self._refused and rec.id in self._refused:
+            return
         self._executions[rec.id] = rec
+        self._open[rec.id] = rec
         self._pending()
 
     def step_run(self, rec: StepRunRecord) -> None:
         """Upsert the step run keyed by (execution_id, seq of its step.started event)."""
         if self._closed:
             raise _closed_error()
+        if self._refused and rec.execution_id in self._refused:
+            return
         self._step_runs[(rec.execution_id, rec.seq)] = rec
         self._pending()
 
@@ -336,8 +417,13 @@ class Recorder:
         """Append an event (its data is serialized now: later mutation does not change it)."""
         if self._closed:
             raise _closed_error()
+        if self._refused and rec.execution_id in self._refused:
+            return
         events = self._events
-        events.append((rec.execution_id, rec.seq, rec.type, dumps(rec.data), rec.ts))
+        text, escaped = dumps_escaped(rec.data)
+        events.append((rec.execution_id, rec.seq, rec.type, text, rec.ts))
+        if escaped is not None:  # listeners (live streams) get what the store holds
+            rec = EventRecord(rec.execution_id, rec.seq, rec.type, escaped, rec.ts)
         for listener in self.listeners:
             try:
                 listener(rec)
@@ -350,11 +436,23 @@ class Recorder:
 
     # ------------------------------------------------------------------ flushing
 
-    async def flush(self) -> None:
+    def refusal(self, execution_id: str) -> str | None:
+        """Why the store refused this execution's rows (it was closed as failed), or None."""
+        return self._refused.get(execution_id) if self._refused else None
+
+    async def flush(self, execution_id: str | None = None) -> None:
         """Return once everything handed over before this call is committed.
 
-        Raises StoreError if that batch (or an earlier background batch) failed.
+        Raises StoreError if that batch (or an earlier background batch) failed, and
+        ``ExecutionRefused`` if ``execution_id`` is given and the store refused its rows.
         """
+        await self._flush()
+        if execution_id is not None and self._refused:
+            why = self._refused.get(execution_id)
+            if why is not None:
+                raise ExecutionRefused(execution_id, why)
+
+    async def _flush(self) -> None:
         if self._error is not None:
             error, self._error = self._error, None
             raise error
@@ -376,8 +474,10 @@ class Recorder:
         self._cancel_timer()
         batch = self._cut()
         if len(batch):
-            with self._lock:
-                self._sink.write(batch)
+            try:
+                self._write(batch)
+            except RowsRefused:
+                self._write_closing(self._refuse(self._write_each(batch), batch))
             self.batches += 1
 
     def close(self) -> None:
@@ -441,9 +541,14 @@ class Recorder:
     def _cut(self) -> Batch:
         """Serialize and take everything pending (on the loop thread)."""
         owner = self.owner
-        batch = Batch([execution_row(r, owner) for r in self._executions.values()],
-                      [step_run_row(r) for r in self._step_runs.values()],
-                      self._events)
+        opened = self._open
+        rows = []
+        for r in self._executions.values():
+            rows.append(execution_row(r, owner))
+            if r.status in _ENDED:
+                opened.pop(r.id, None)
+        batch = Batch(rows, [step_run_row(r) for r in self._step_runs.values()], self._events,
+                      records=self._executions)
         self._executions = {}
         self._step_runs = {}
         self._events = []
@@ -452,6 +557,83 @@ class Recorder:
     def _write(self, batch: Batch, wait: bool = True) -> bool:
         with self._lock:
             return self._sink.write(batch, wait)
+
+    async def _commit(self, batch: Batch) -> None:
+        """Write ``batch``; rows the store refuses cost only their own executions.
+
+        Raises StoreError if the store could not be written at all (a lock, a connection).
+        """
+        try:
+            if not self.threaded:
+                self._write(batch)
+            elif len(batch) > self.inline_rows or not self._write(batch, wait=False):
+                await asyncio.to_thread(self._write, batch)
+        except RowsRefused as exc:
+            log.warning("%s; writing it one execution at a time", exc)
+            if not self.threaded:
+                self._write_closing(self._refuse(self._write_each(batch), batch))
+                return
+            failed = await asyncio.to_thread(self._write_each, batch)
+            closing = self._refuse(failed, batch)  # on the loop thread: it edits the buffers
+            if closing:
+                await asyncio.to_thread(self._write_closing, closing)
+
+    def _write_each(self, batch: Batch) -> dict[str, RowsRefused]:
+        """Write ``batch`` one execution per transaction; returns the ones refused."""
+        failed: dict[str, RowsRefused] = {}
+        for execution_id, part in batch.by_execution().items():
+            try:
+                self._write(part)
+            except RowsRefused as exc:
+                failed[execution_id] = exc
+        return failed
+
+    def _refuse(self, failed: dict[str, RowsRefused], batch: Batch) -> list[Batch]:
+        """Mark ``failed`` refused (their pending rows dropped) and build the rows closing each.
+
+        On the loop thread. An execution's record stops where its refused rows began: an
+        ``execution.failed`` event takes the first lost seq, so its events keep no gap.
+        """
+        closing: list[Batch] = []
+        now = time.time()
+        for execution_id, exc in failed.items():
+            why = (f"the event store refused the record of execution {execution_id}: "
+                   f"{exc.reason}; it was stopped, and nothing more of it is recorded")
+            log.error("%s", why)
+            while len(self._refused) >= _MAX_REFUSED:  # a memo, not a registry: oldest go
+                del self._refused[next(iter(self._refused))]
+            self._refused[execution_id] = why
+            pending = [row for row in self._events if row[0] == execution_id]
+            if pending:
+                self._events = [row for row in self._events if row[0] != execution_id]
+            self._executions.pop(execution_id, None)
+            for key in [k for k in self._step_runs if k[0] == execution_id]:
+                del self._step_runs[key]
+            record = self._open.pop(execution_id, None) or batch.records.get(execution_id)
+            seqs = [row[1] for row in batch.events if row[0] == execution_id]
+            seqs += [row[1] for row in pending]
+            if record is None and not seqs:
+                continue  # nothing known to close it with
+            error = {"message": why, "type": "store"}
+            part = Batch([], [], [], [(execution_id, why)])
+            seq = min(seqs) if seqs else (record.event_count + 1 if record else 1)
+            if record is not None:
+                ended = dataclasses.replace(
+                    record, status="failed", output=None, error=error, ended_at=now,
+                    duration_ms=round((now - record.started_at) * 1000, 3), event_count=seq)
+                part.executions.append(execution_row(ended, self.owner))
+            part.events.append((execution_id, seq, "execution.failed",
+                                dumps({"error": error, "step": None}), now))
+            closing.append(part)
+        return closing
+
+    def _write_closing(self, closing: list[Batch]) -> None:
+        for part in closing:
+            try:
+                self._write(part)
+            except StoreError as exc:  # the refusal stands; the execution learns it from flush
+                log.error("could not close the refused execution %s: %s",
+                          part.events[0][0], exc)
 
     async def _drain(self) -> None:
         try:  # everything inside: whatever fails, the finally lets the next flush start a writer
@@ -465,10 +647,7 @@ class Recorder:
                     done.add_done_callback(_consume)
                 self._inflight, self._inflight_awaited = done, False
                 try:
-                    if not self.threaded:
-                        self._write(batch)
-                    elif len(batch) > self.inline_rows or not self._write(batch, wait=False):
-                        await asyncio.to_thread(self._write, batch)
+                    await self._commit(batch)
                 except StoreError as exc:
                     log.error("%s", exc)
                     # Someone waits for this batch: they get the error. Otherwise the next
@@ -488,6 +667,10 @@ class Recorder:
             self._task = None
             if self._has_pending() and not self._closed:
                 self._pending()  # interrupted with rows left: the timer picks them up
+
+
+_ENDED = frozenset({"completed", "failed", "cancelled", "compensated", "interrupted"})
+_MAX_REFUSED = 10_000
 
 
 def _closed_error() -> StoreError:

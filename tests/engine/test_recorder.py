@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from engine.errors import StoreError
+from engine.store.recorder import ExecutionRefused
 from engine.store.records import EventRecord, ExecutionRecord, StepRunRecord
 from engine.store.store import Store
 from tests.waiting import wait_for_condition
@@ -188,46 +189,76 @@ async def test_a_full_buffer_is_written_without_waiting_for_the_interval(
     assert reader.count_events("burst") == 120
 
 
-async def test_a_failing_batch_writes_nothing_and_raises_store_error(store: Store,
-                                                                     reader: Store) -> None:
+async def test_rows_the_store_refuses_cost_only_their_own_execution(store: Store,
+                                                                   reader: Store) -> None:
     rec = store.recorder
     hand_over(store, "ok")
     await rec.flush()
     ex, runs, events = run_records("bad")
+    ex.status = "running"
     rec.execution(ex)
     for r in runs:
         rec.step_run(r)
     for e in events:
         rec.event(e)
-    rec.event(EventRecord("bad", 2, "log", {"dup": True}, 1.0))  # seq 2 twice
-    hand_over(store, "innocent")  # same batch: rolled back with it
-    with pytest.raises(StoreError, match="could not record"):
-        await rec.flush()
-    assert reader.get_execution("bad") is None
-    assert reader.get_execution("innocent") is None
+    rec.event(EventRecord("bad", 2, "log", {"dup": True}, 1.0))  # seq 2 twice: refused
+    hand_over(store, "innocent")  # same batch: written all the same
+    await rec.flush()  # the batch's other executions are recorded: nothing to report
+    with pytest.raises(ExecutionRefused, match="refused the record of execution bad"):
+        await rec.flush("bad")  # the refused one learns it
+    assert reader.count_events("innocent") == 4 and len(reader.timeline("innocent")) == 3
+    closed = reader.get_execution("bad")
+    assert closed is not None and closed.status == "failed" and closed.event_count == 1
+    assert closed.error is not None and closed.error["type"] == "store"
+    assert [(e.seq, e.type) for e in reader.events("bad")] == [(1, "execution.failed")]
     assert reader.timeline("bad") == []
-    assert reader.count_events() == 4  # only the first run
-    # the recorder keeps working; a seq that already exists also fails the whole batch
+    # Nothing more of it is written, and the recorder keeps working for the others.
+    rec.event(EventRecord("bad", 5, "log", {}, 1.0))
     hand_over(store, "after")
     await rec.flush()
-    assert reader.count_events("after") == 4
-    rec.event(EventRecord("after", 1, "log", {}, 1.0))
+    assert reader.count_events("after") == 4 and reader.count_events("bad") == 1
+    # A row the store refuses in an execution recorded earlier: the rest of it stays.
+    rec.event(EventRecord("after", 1, "log", {}, 1.0))  # a seq that already exists
     rec.execution(ExecutionRecord(id="after", pipeline="p", status="changed", started_at=1.0))
-    with pytest.raises(StoreError):
-        await rec.flush()
+    await rec.flush()
+    with pytest.raises(ExecutionRefused):
+        await rec.flush("after")
     assert reader.get_execution("after").status == "completed"  # type: ignore[union-attr]
+    assert reader.count_events("after") == 4
 
 
-async def test_a_failed_background_batch_is_reported_by_the_next_flush(store: Store) -> None:
+async def test_a_failed_background_batch_is_reported_by_the_next_flush(tmp_path: Path) -> None:
+    """The store could not be written at all (another process held its lock too long)."""
+    path = tmp_path / "locked.db"
+    store = Store.open(f"sqlite:///{path}")
+    other = sqlite3.connect(path, isolation_level=None)
+    try:
+        rec = store.recorder
+        rec._sink.busy_timeout = 0.05  # type: ignore[attr-defined]
+        rec.interval = 0.01
+        other.execute("BEGIN IMMEDIATE")
+        rec.event(EventRecord("bg", 1, "log", {}, 1.0))
+        await wait_for_condition(lambda: rec.pending == 0 and rec._task is None,
+                                 "the background batch to fail")
+        other.execute("COMMIT")
+        with pytest.raises(StoreError, match="could not record"):
+            await rec.flush()
+        await rec.flush()  # reported once
+    finally:
+        other.close()
+        store.close()
+
+
+async def test_a_refused_background_batch_is_reported_to_its_execution(store: Store) -> None:
     rec = store.recorder
     rec.interval = 0.01
     rec.event(EventRecord("bg", 1, "log", {}, 1.0))
     rec.event(EventRecord("bg", 1, "log", {}, 1.0))
     await wait_for_condition(lambda: rec.pending == 0 and rec._task is None,
-                             "the background batch to fail")
-    with pytest.raises(StoreError):
-        await rec.flush()
-    await rec.flush()  # reported once
+                             "the background batch to be refused")
+    await rec.flush()  # not another execution's business
+    with pytest.raises(ExecutionRefused):
+        await rec.flush("bg")
 
 
 async def test_close_flushes_and_then_refuses(recorder_url: tuple[str, bool]) -> None:
