@@ -166,13 +166,14 @@ def evaluate(program: str, vars: Mapping[str, Any]) -> Any:
     fast, paths = _compile_fast(program)
     if fast is not None:
         try:
-            results = [result(value) for value in fast(vars)]
+            outputs = fast(vars)
+            if len(outputs) == 1:
+                return result(outputs[0])
+            return [result(value) for value in outputs] or None
         except JqError as exc:
             raise ExpressionError(f"jq error in {program.strip()!r}: {exc}") from None
         except Unsupported:
             pass  # a value outside the exact subset (big integer, exponent...): libjq decides
-        else:
-            return results[0] if len(results) == 1 else (results or None)
     if paths is not None:
         vars = prune(vars, paths)
     if _NEEDS_VOLATILE.search(program):

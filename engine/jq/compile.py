@@ -27,8 +27,8 @@ Compiled = tuple[Fn, bool]  # (closure, single)
 _OPS: dict[str, Callable[[Any, Any], Any]] = {
     "+": v.add, "-": v.subtract, "*": v.multiply, "/": v.divide, "%": v.modulo,
     "==": v.equal, "!=": lambda a, b: not v.equal(a, b),
-    "<": lambda a, b: v.compare(a, b) < 0, "<=": lambda a, b: v.compare(a, b) <= 0,
-    ">": lambda a, b: v.compare(a, b) > 0, ">=": lambda a, b: v.compare(a, b) >= 0,
+    "<": lambda a, b: v.order(a, b) < 0, "<=": lambda a, b: v.order(a, b) <= 0,
+    ">": lambda a, b: v.order(a, b) > 0, ">=": lambda a, b: v.order(a, b) >= 0,
 }
 _TONUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?")
 _UPPER = str.maketrans("abcdefghijklmnopqrstuvwxyz", "ABCDEFGHIJKLMNOPQRSTUVWXYZ")
@@ -412,6 +412,10 @@ class _Compiler:
         op = _OPS[node.value]
         (afn, asingle), (bfn, bsingle) = self.node(node.kids[0]), self.node(node.kids[1])
         if asingle and bsingle:
+            right = node.kids[1]
+            if right is not None and right.kind == "literal":  # ``.x * 2``: one call fewer
+                const = right.value
+                return (lambda i, e: op(afn(i, e), const)), True
             return (lambda i, e: op(afn(i, e), bfn(i, e))), True
         lefts, rights = _many((afn, asingle)), _many((bfn, bsingle))
         # the right operand varies slowest, as in jq

@@ -118,6 +118,14 @@ def compare(a: Any, b: Any) -> int:
     return -1 if a < b else (1 if a > b else 0)
 
 
+def order(a: Any, b: Any) -> int:
+    """``compare`` with the common cases (two strings, two exact ints) first."""
+    kind = type(a)
+    if kind is type(b) and (kind is str or (kind is int and -LIMIT <= a <= LIMIT and -LIMIT <= b <= LIMIT)):
+        return -1 if a < b else (1 if a > b else 0)
+    return compare(a, b)
+
+
 def equal(a: Any, b: Any) -> bool:
     kind = type(a)
     if kind is type(b) and (kind is str or a is None):
@@ -143,6 +151,10 @@ def _is_number(value: Any) -> bool:
 
 
 def add(a: Any, b: Any) -> Any:
+    if type(a) is int and type(b) is int and -LIMIT <= a <= LIMIT and -LIMIT <= b <= LIMIT:
+        total = a + b  # the common case, without the general checks' calls
+        if -LIMIT <= total <= LIMIT:
+            return total
     if _is_number(a) and _is_number(b):
         return computed(checked(a) + checked(b))
     if a is None:
@@ -169,6 +181,10 @@ def subtract(a: Any, b: Any) -> Any:
 
 
 def multiply(a: Any, b: Any) -> Any:
+    if type(a) is int and type(b) is int and -LIMIT <= a <= LIMIT and -LIMIT <= b <= LIMIT:
+        product = a * b
+        if -LIMIT <= product <= LIMIT and (product or (a >= 0 and b >= 0)):
+            return product
     if _is_number(a) and _is_number(b):
         result = checked(a) * checked(b)
         if result == 0 and math.copysign(1.0, float(a) * float(b)) < 0:
