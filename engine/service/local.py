@@ -17,13 +17,14 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
-from sqlalchemy import select
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 
 from engine import __version__
 from engine.api import Engine, Execution
 from engine.config.loader import LOCAL, ImportPolicy, load_file, load_sources, load_text
 from engine.config.model import Definition
-from engine.errors import ConfigError
+from engine.errors import ConfigError, StoreError
 from engine.executor import ExecutionRun, MockAnswer, RunControls
 from engine.idempotency import IdempotencyKeys
 from engine.service.backfill import BackfillManager
@@ -664,10 +665,11 @@ class LocalService:
     # ------------------------------------------------------------------ event schemas
 
     async def list_schemas(self) -> list[EventSchemaInfo]:
+        """The caller's tenant's schemas: declared in the files it sees, then registered."""
+        table = models.event_schemas
         with self.store.read() as conn:
-            rows = conn.execute(select(models.event_schemas)
-                                .order_by(models.event_schemas.c.type,
-                                          models.event_schemas.c.version)).mappings().all()
+            rows = conn.execute(select(table).where(table.c.tenant == current_tenant.get())
+                                .order_by(table.c.type, table.c.version)).mappings().all()
         stored = [EventSchemaInfo(type=r["type"], version=r["version"], schema_=r["schema"])
                   for r in rows]
         declared = [EventSchemaInfo(type=name, version=0, schema_=schema)
@@ -676,16 +678,27 @@ class LocalService:
         return declared + stored
 
     async def register_schema(self, type: str, schema: dict[str, Any]) -> EventSchemaInfo:
+        """A new version of ``type`` in the caller's tenant's registry (versions count per
+        tenant: another tenant's ``type`` is neither seen nor superseded)."""
         try:
             jsonschema.Draft202012Validator.check_schema(schema)
         except jsonschema.SchemaError as exc:
             raise InvalidInput(f"not a valid JSON Schema: {exc.message}") from None
-        versions = [s.version for s in await self.list_schemas() if s.type == type]
-        version = max(versions, default=0) + 1
-        with self.store.begin() as conn:
-            conn.execute(models.event_schemas.insert().values(type=type, version=version,
-                                                              schema=schema, created=time.time()))
-        return EventSchemaInfo(type=type, version=version, schema_=schema)
+        table = models.event_schemas
+        tenant = current_tenant.get()
+        for attempt in range(5):
+            try:
+                with self.store.begin() as conn:
+                    latest = conn.execute(select(func.max(table.c.version)).where(
+                        table.c.tenant == tenant, table.c.type == type)).scalar()
+                    version = (latest or 0) + 1
+                    conn.execute(table.insert().values(tenant=tenant, type=type, version=version,
+                                                       schema=schema, created=time.time()))
+                return EventSchemaInfo(type=type, version=version, schema_=schema)
+            except StoreError as exc:  # another process took this version number first
+                if not isinstance(exc.__cause__, IntegrityError) or attempt == 4:
+                    raise
+        raise AssertionError("unreachable")
 
     async def validate_event(self, type: str, data: Any) -> list[str]:
         schemas = [s for s in await self.list_schemas() if s.type == type]

@@ -270,8 +270,10 @@ class EventSchema(Base):
     version: Mapped[int] = mapped_column(Integer)
     schema: Mapped[Any] = mapped_column(JsonType)
     created: Mapped[float] = mapped_column(Float)
+    # Whose registry this is: versions are numbered per tenant and type (migration 0004).
+    tenant: Mapped[str] = mapped_column(String(ID), default="default", server_default="default")
 
-    __table_args__ = (UniqueConstraint("type", "version"),)
+    __table_args__ = (UniqueConstraint("tenant", "type", "version"),)
 
 
 class Backfill(Base):

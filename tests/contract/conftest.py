@@ -13,18 +13,23 @@ Each test gets its own service and store, so tests never see each other's execut
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from engine.service.local import LocalService
 from engine.service.protocol import StudioService
+from engine.tenancy import current_tenant
 
 try:
-    from tests.contract.contract_harness import PIPELINES, LoopbackHost, Workspace
+    from tests.contract.contract_harness import PIPELINES, LoopbackHost, Served, Workspace
 except ImportError:
-    from contract_harness import PIPELINES, LoopbackHost, Workspace  # type: ignore[no-redef]
+    from contract_harness import PIPELINES, LoopbackHost, Served, Workspace  # type: ignore[no-redef]
+
+SERVED = pytest.StashKey[Served]()
 
 
 VARIANTS = ["local", "remote", pytest.param("remote-postgres", marks=pytest.mark.postgres)]
@@ -65,8 +70,46 @@ async def service(variant: str, workspace: Workspace, store_for_variant: str,
 
     host: LoopbackHost = request.getfixturevalue("loopback_host")
     with host.serve([workspace.file], store_for_variant) as server:
+        request.node.stash[SERVED] = server
         async with RemoteService(server.base_url, server.admin_key, timeout=10.0) as remote:
             yield remote
+
+
+class AsTenant:
+    """The local service as another tenant's caller sees it: every call runs in its tenant."""
+
+    def __init__(self, service: LocalService, tenant: str):
+        self._service, self._tenant = service, tenant
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._service, name)
+        if not inspect.iscoroutinefunction(attr):
+            return attr
+
+        async def call(*args: Any, **kwargs: Any) -> Any:
+            token = current_tenant.set(self._tenant)
+            try:
+                return await attr(*args, **kwargs)
+            finally:
+                current_tenant.reset(token)
+
+        return call
+
+
+@pytest.fixture
+async def other_tenant(service: StudioService, variant: str,
+                       request: pytest.FixtureRequest) -> AsyncIterator[Any]:
+    """The same server (or local service) as an admin of tenant "b" reaches it."""
+    if variant == "local":
+        assert isinstance(service, LocalService)
+        yield AsTenant(service, "b")
+        return
+    from engine.client import RemoteService
+
+    server = request.node.stash[SERVED]
+    _, secret = server.keys.create("tenant b admin", "b", ["admin"])
+    async with RemoteService(server.base_url, secret, timeout=10.0) as remote:
+        yield remote
 
 
 @pytest.fixture(scope="session")

@@ -79,3 +79,19 @@ async def test_event_schemas(service: StudioService) -> None:
         await service.register_schema("bad", {"type": "no-such-type"})
     with pytest.raises(NotFound, match="'nope'"):
         await service.validate_event("nope", {})
+
+
+async def test_event_schemas_are_the_registering_tenants(service: StudioService,
+                                                        other_tenant: StudioService) -> None:
+    strict = {"type": "object", "required": ["only_for_a"]}
+    assert (await service.register_schema("item.moved", strict)).version == 1
+    # Tenant b does not see, read or validate against it (only the files' declared schema).
+    assert [(s.type, s.version) for s in await other_tenant.list_schemas()] == [("order.created", 0)]
+    with pytest.raises(NotFound, match=r"'item\.moved'"):
+        await other_tenant.validate_event("item.moved", {})
+    # b's own registration of the type starts b's versions and leaves a's latest alone.
+    assert (await other_tenant.register_schema("item.moved", {"type": "object"})).version == 1
+    assert await other_tenant.validate_event("item.moved", {}) == []
+    assert await service.validate_event("item.moved", {}) == ["(root): 'only_for_a' is a required property"]
+    assert [(s.type, s.version) for s in await service.list_schemas()] == [
+        ("order.created", 0), ("item.moved", 1)]

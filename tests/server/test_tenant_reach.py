@@ -268,6 +268,37 @@ async def test_deploying_is_a_scope_admin_does_not_imply(
     assert (await deploy(client, auth(secret), MINE.replace("OWNER", "a"))).status_code == 200
 
 
+async def test_event_schemas_belong_to_the_tenant_that_registered_them(
+        store_url: str, tmp_path: Path) -> None:
+    async with await LocalService.open([], store=store_url, env={}) as svc:
+        store = KeyStore(svc.store)
+        a, b = (auth(store.create(t, t, ["admin"])[1]) for t in ("a", "b"))
+        app = create_app(svc, keys=store)
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://s") as c:
+            strict = {"type": "object", "required": ["secret_field_of_a"]}
+            made = await c.post(f"{API}/schemas", headers=a, json={"type": "order.created",
+                                                                    "schema": strict})
+            assert (made.status_code, made.json()["version"]) == (201, 1), made.text
+            # B neither lists nor reads it, nor validates against it.
+            listed = await c.get(f"{API}/schemas", headers=b)
+            assert listed.json() == [] and "secret_field_of_a" not in listed.text
+            checked = await c.post(f"{API}/schemas/validate", headers=b,
+                                   json={"type": "order.created", "data": {}})
+            assert checked.status_code == 404 and "secret_field_of_a" not in checked.text
+            # B's registration of the same type is its own version 1, not a new latest of A's.
+            loose = await c.post(f"{API}/schemas", headers=b, json={"type": "order.created",
+                                                                     "schema": {"type": "object"}})
+            assert (loose.status_code, loose.json()["version"]) == (201, 1), loose.text
+            valid = await c.post(f"{API}/schemas/validate", headers=b,
+                                 json={"type": "order.created", "data": {}})
+            assert valid.status_code == 200 and valid.json()["errors"] == []
+            still = await c.post(f"{API}/schemas/validate", headers=a,
+                                 json={"type": "order.created", "data": {}})
+            assert "secret_field_of_a" in still.text  # A's schema still rules A's events
+            assert [(s["type"], s["version"]) for s in
+                    (await c.get(f"{API}/schemas", headers=a)).json()] == [("order.created", 1)]
+
+
 # ---------------------------------------------------------------- the event store
 
 
