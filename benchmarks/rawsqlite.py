@@ -2,11 +2,11 @@
 
 ``snapshot`` notes every table's highest rowid; after one run, ``capture`` reads the rows
 that run added, whatever the tables are (the schema may change under the benchmarks: a
-new table is picked up, a removed one is not looked for). ``raw_rate`` then writes those rows
+new table is picked up, a removed one is not looked for). ``RawWriter`` then writes those rows
 again for N fresh execution ids, into a copy of the same store (same schema, indexes and
-prior rows), ``batch`` runs per transaction, and times it. JSON texts are re-encoded from
+prior rows), ``batch`` runs per transaction (``RawWriter``). JSON texts are re-encoded from
 their parsed value for every run, as recording must, with orjson (the fastest encoder at
-hand, the one the store uses); other values are written as they are. ``floor_rate`` is the
+hand, the one the store uses); other values are written as they are. ``FloorWriter`` is the
 least any recording store can do: one row per run holding the payload, encoded once.
 """
 
@@ -16,6 +16,7 @@ import contextlib
 import json
 import sqlite3
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -128,60 +129,77 @@ def capture(db: Path, since: dict[str, int], execution_id: str) -> RunRows:
     return RunRows(execution_id, tables)
 
 
-def raw_rate(source_db: Path, run: RunRows, target_db: Path, batch: int, seconds: float,
-             max_runs: int = 1_000_000) -> float:
-    """Runs/s of raw sqlite3 appending ``run``'s rows, re-keyed, ``batch`` runs per commit,
-    into a copy of ``source_db``, for about ``seconds``."""
-    src = sqlite3.connect(source_db)
-    dst = sqlite3.connect(target_db, isolation_level=None)
-    src.backup(dst)
-    src.close()
-    dst.execute("PRAGMA journal_mode=WAL")
-    dst.execute("PRAGMA synchronous=NORMAL")  # what the store sets
-    dst.execute("PRAGMA foreign_keys=ON")
-    statements = [(f'INSERT OR REPLACE INTO "{t.table}" ({", ".join(t.cols)}) '
-                   f'VALUES ({", ".join("?" * len(t.cols))})', t.rows) for t in run.tables]
-    old = run.execution_id
+class RawWriter:
+    """Raw sqlite3 appending ``run``'s rows, re-keyed, ``batch`` runs per commit, into a copy
+    of ``source_db``; ``write_for`` can be called repeatedly (slices interleaved with the
+    engine's, so that both see the same machine load)."""
 
-    def rekey(row: list[Any], new: str) -> tuple[Any, ...]:
-        return tuple(new if v == old else orjson.dumps(v.value).decode() if isinstance(v, Json)
-                     else v for v in row)
+    def __init__(self, source_db: Path, run: RunRows, target_db: Path, batch: int):
+        src = sqlite3.connect(source_db)
+        self.db = sqlite3.connect(target_db, isolation_level=None)
+        src.backup(self.db)
+        src.close()
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")  # what the store sets
+        self.db.execute("PRAGMA foreign_keys=ON")
+        self.statements = [(f'INSERT OR REPLACE INTO "{t.table}" ({", ".join(t.cols)}) '
+                            f'VALUES ({", ".join("?" * len(t.cols))})', t.rows) for t in run.tables]
+        self.old = run.execution_id
+        self.batch = batch
+        self.done = 0
 
-    done = 0
-    started = time.perf_counter()
-    deadline = started + seconds
-    while done < max_runs and time.perf_counter() < deadline:
-        dst.execute("BEGIN")
-        for n in range(done, done + batch):
-            new = f"raw-{n:09d}"
-            for sql, rows in statements:
-                dst.executemany(sql, [rekey(row, new) for row in rows])
-        dst.execute("COMMIT")
-        done += batch
-    rate = done / (time.perf_counter() - started)
-    dst.close()
-    return rate
+    def _rekey(self, row: list[Any], new: str) -> tuple[Any, ...]:
+        return tuple(new if v == self.old else orjson.dumps(v.value).decode()
+                     if isinstance(v, Json) else v for v in row)
+
+    def write_for(self, seconds: float) -> tuple[int, float]:
+        """(runs written, seconds taken), writing for about ``seconds``."""
+        db = self.db
+        first = self.done
+        started = time.perf_counter()
+        deadline = started + seconds
+        while time.perf_counter() < deadline:
+            db.execute("BEGIN")
+            for n in range(self.done, self.done + self.batch):
+                new = f"raw-{n:09d}"
+                for sql, rows in self.statements:
+                    db.executemany(sql, [self._rekey(row, new) for row in rows])
+            db.execute("COMMIT")
+            self.done += self.batch
+        return self.done - first, time.perf_counter() - started
+
+    def close(self) -> None:
+        self.db.close()
 
 
-def floor_rate(target_db: Path, payload: Any, batch: int, seconds: float) -> float:
-    """Runs/s of raw sqlite3 storing only each run's payload, encoded once: one row a run."""
-    db = sqlite3.connect(target_db, isolation_level=None)
-    db.execute("PRAGMA journal_mode=WAL")
-    db.execute("PRAGMA synchronous=NORMAL")
-    db.execute("CREATE TABLE runs (id TEXT PRIMARY KEY, payload TEXT)")
-    done = 0
-    started = time.perf_counter()
-    deadline = started + seconds
-    while time.perf_counter() < deadline:
-        db.execute("BEGIN")
-        db.executemany("INSERT INTO runs VALUES (?, ?)",
-                       [(f"raw-{n:09d}", orjson.dumps(payload(n)).decode())
-                        for n in range(done, done + batch)])
-        db.execute("COMMIT")
-        done += batch
-    rate = done / (time.perf_counter() - started)
-    db.close()
-    return rate
+class FloorWriter:
+    """The least any recording store can do: raw sqlite3 storing only each run's payload,
+    encoded once, one row a run, ``batch`` runs per commit."""
+
+    def __init__(self, target_db: Path, payload: Callable[[int], Any], batch: int = 1):
+        self.db = sqlite3.connect(target_db, isolation_level=None)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.execute("CREATE TABLE runs (id TEXT PRIMARY KEY, payload TEXT)")
+        self.payload = payload
+        self.batch = batch
+        self.done = 0
+
+    def write_for(self, seconds: float) -> tuple[int, float]:
+        first = self.done
+        started = time.perf_counter()
+        deadline = started + seconds
+        while time.perf_counter() < deadline:
+            self.db.execute("BEGIN")
+            self.db.executemany("INSERT INTO runs VALUES (?, ?)",
+                                [(f"raw-{n:09d}", orjson.dumps(self.payload(n)).decode())
+                                 for n in range(self.done, self.done + self.batch)])
+            self.db.execute("COMMIT")
+            self.done += self.batch
+        return self.done - first, time.perf_counter() - started
+
+    def close(self) -> None:
+        self.db.close()
 
 
 def file_bytes(db: Path) -> int:
