@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 
@@ -25,12 +25,13 @@ from engine.service.models import (
 )
 
 router = APIRouter()
+DlqStatus = Literal["pending", "retrying", "resolved", "discarded"]  # engine.service.dlq.STATUSES
 
 
 @router.get("/dlq", tags=["dead-letter queue"], dependencies=needs("read"))
 async def list_dlq(service: Service,
                    pipeline: Annotated[str | None, Query(max_length=200)] = None,
-                   status: Annotated[str | None, Query(max_length=32)] = None,
+                   status: Annotated[DlqStatus | None, Query()] = None,
                    text: Annotated[str | None, Query(max_length=200)] = None,
                    limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[DlqEntry]:
     return await service.list_dlq(DlqFilter(pipeline=pipeline, status=status, text=text, limit=limit))

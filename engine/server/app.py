@@ -3,7 +3,9 @@
 ``create_app(service, keys=KeyStore(service.store))`` serves every service operation under
 ``/api/v1`` (OpenAPI document at ``/api/v1/openapi.json``, interactive docs at ``/docs``),
 live events as Server-Sent Events, and the loaded pipelines' ``http`` triggers at their
-declared paths. Every endpoint but ``GET /api/v1/health`` needs an API key.
+declared paths. Every endpoint but ``GET /api/v1/health`` needs an API key. Every ``/api/``
+request passes the gate (``engine.server.gate``: method, key and body size) before its
+body is read.
 
 The app does not own the service: whoever opened it closes it (``wfstudio serve`` does).
 """
@@ -19,7 +21,9 @@ from starlette.types import Receive, Scope, Send
 
 from engine import __version__
 from engine.server import api_debug, api_executions, api_info, api_keys, api_ops, api_streams
+from engine.server.docs import install_docs
 from engine.server.errors import ERROR_RESPONSES, install_error_handlers
+from engine.server.gate import ApiGate
 from engine.server.http_trigger import METHODS, handle_trigger, serve_trigger
 from engine.server.keys import KeyStore
 from engine.server.recent import RecentEvents
@@ -28,7 +32,8 @@ from engine.service.local import LocalService
 
 API_PREFIX = "/api/v1"
 API_VERSION = "1"
-MAX_BODY = 10 * 1024 * 1024
+MAX_BODY = 10 * 1024 * 1024  # any request body (http triggers and the API)
+MAX_INPUT = 1024 * 1024  # the body of an API request that starts a run with its input
 
 DESCRIPTION = """\
 The Workflow Studio service over HTTP: pipelines, runs, executions and their events,
@@ -63,12 +68,19 @@ class ServerApp(FastAPI):
     _fast_for = -1  # how many routes _fast and _own_paths were worked out for
     _fast = False
     _own_paths: frozenset[str] = frozenset()  # non-API routes (the docs) that are not triggers
+    gate: ApiGate
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and self.serves_directly(scope):
-            scope["app"] = self
-            await serve_trigger(scope, receive, send)
-            return
+        if scope["type"] == "http":
+            if self.serves_directly(scope):
+                scope["app"] = self
+                await serve_trigger(scope, receive, send)
+                return
+            if self.gate.applies(scope):
+                passed = await self.gate(scope, receive, send)
+                if passed is None:
+                    return  # answered (405, 401, 403, 413) without reading the body
+                receive = passed
         await super().__call__(scope, receive, send)
 
     def serves_directly(self, scope: Scope) -> bool:
@@ -100,13 +112,15 @@ def claim_deployments(service: LocalService, root: Path) -> None:
 
 def create_app(service: LocalService, *, keys: KeyStore, heartbeat: float = 15.0,
                deploy_dir: str | Path | None = None, max_body: int = MAX_BODY,
-               recent_events: int = 10_000) -> ServerApp:
+               max_input: int = MAX_INPUT, recent_events: int = 10_000) -> ServerApp:
     """The ASGI app over an open ``service``.
 
     ``heartbeat``: seconds of silence before an event stream sends a comment line.
     ``deploy_dir``: where ``PUT /api/v1/definitions`` may write pipeline files, each tenant's
     under ``<deploy_dir>/<tenant>/`` (None: it is refused); loaded files found there belong
-    to that tenant. ``max_body``: the largest http trigger request body, in bytes.
+    to that tenant. ``max_body``: the largest request body, in bytes (http triggers and the
+    API). ``max_input``: the largest body of an API request that starts a run with the
+    caller's input (a run, a replay and its plan), in bytes; at most ``max_body`` applies.
     ``recent_events``: how many events the stream of all executions can resume over.
     """
     recent = RecentEvents(recent_events)
@@ -117,7 +131,7 @@ def create_app(service: LocalService, *, keys: KeyStore, heartbeat: float = 15.0
         recent.detach(service.store.recorder)
 
     app = ServerApp(title="Workflow Studio", version=__version__, description=DESCRIPTION,
-                  openapi_url=f"{API_PREFIX}/openapi.json", docs_url="/docs", redoc_url=None,
+                  openapi_url=f"{API_PREFIX}/openapi.json", docs_url=None, redoc_url=None,
                   lifespan=lifespan)
     app.state.service = service
     app.state.keys = keys
@@ -126,14 +140,18 @@ def create_app(service: LocalService, *, keys: KeyStore, heartbeat: float = 15.0
     if app.state.deploy_dir is not None:
         claim_deployments(service, app.state.deploy_dir)
     app.state.max_body = max_body
+    app.state.max_input = max_input
     app.state.recent = recent
     app.state.triggers = TriggerTable(service)
     recent.attach(service.store.recorder)
     install_error_handlers(app)
+    install_docs(app, f"{API_PREFIX}/openapi.json")
 
     api = APIRouter(prefix=API_PREFIX, responses=ERROR_RESPONSES)
-    for module in (api_info, api_executions, api_streams, api_debug, api_ops, api_keys):
+    modules = (api_info, api_executions, api_streams, api_debug, api_ops, api_keys)
+    for module in modules:
         api.include_router(module.router)
+    app.gate = ApiGate(app, API_PREFIX, [module.router for module in modules])
     app.include_router(api)
     # Last: whatever no API route matched may be a pipeline's http trigger.
     app.add_api_route(CATCH_ALL, handle_trigger, methods=METHODS, include_in_schema=False)

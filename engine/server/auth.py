@@ -6,7 +6,8 @@ endpoint looks anything up, so neither answer says whether a resource exists.
 
 The caller's key and tenant are kept in context variables for the rest of the request (and
 for tasks it starts, which copy the context): the seam where tenant isolation plugs into
-the service.
+the service. So is who the caller is (``actor``), which the debugger records as the editor
+of a paused run's context.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from fastapi import Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from engine.server.keys import ApiKey, KeyStore, Scope
+from engine.service.debugger import current_actor
 from engine.service.errors import Forbidden, Unauthorized
 from engine.tenancy import current_tenant
 
@@ -58,7 +60,13 @@ def authenticate(keys: KeyStore, secret: str | None, scope: Scope) -> ApiKey:
         raise Forbidden(f"this API key lacks the {scope!r} scope")
     current_key.set(key)
     current_tenant.set(key.tenant)
+    current_actor.set(actor(key))
     return key
+
+
+def actor(key: ApiKey) -> str:
+    """How the event store names a change made with ``key``: its name and id, never its secret."""
+    return f"API key {key.name!r} ({key.id})"
 
 
 def require(scope: Scope) -> Callable[..., Awaitable[ApiKey]]:
@@ -72,6 +80,7 @@ def require(scope: Scope) -> Callable[..., Awaitable[ApiKey]]:
         return authenticate(keys, secret, scope)
 
     dependency.__name__ = f"require_{scope}"
+    dependency.required_scope = scope  # type: ignore[attr-defined]  # read by the API gate
     return dependency
 
 

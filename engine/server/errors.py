@@ -41,6 +41,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         (403, "The API key lacks the scope this operation needs"),
         (404, "No such resource"),
         (409, "Conflicts with the current state"),
+        (413, "The request body is larger than this server accepts"),
         (422, "Invalid input"),
         (503, "Temporarily unavailable"),
     ]
@@ -57,9 +58,13 @@ def error_response(status: int, code: str, message: str, details: Any = None,
     return JSONResponse(body, status_code=status, headers=headers)
 
 
+UNKNOWN_FIELD = "unknown field: not part of this request (the OpenAPI document lists the fields)"
+
+
 def _validation_details(errors: Any) -> list[dict[str, Any]]:
     # Only the parts that are safe to echo and always JSON: the raw input may be anything.
-    return [{"loc": [str(p) for p in e.get("loc", ())], "msg": str(e.get("msg", "")),
+    return [{"loc": [str(p) for p in e.get("loc", ())],
+             "msg": UNKNOWN_FIELD if e.get("type") == "extra_forbidden" else str(e.get("msg", "")),
              "type": str(e.get("type", ""))} for e in errors]
 
 

@@ -93,7 +93,7 @@ class BackfillManager:
         known = set(self.pipelines())
         if request.pipeline not in known:
             names = ", ".join(sorted(known)) or "none loaded"
-            raise InvalidInput(f"cannot backfill {request.pipeline!r}: no pipeline of that name "
+            raise NotFound(f"cannot backfill {request.pipeline!r}: no pipeline of that name "
                                f"(pipelines: {names})")
         if request.limit is not None and request.limit < 1:
             raise InvalidInput(f"limit must be at least 1, not {request.limit}")

@@ -28,6 +28,7 @@ import json
 import logging
 import time
 import uuid
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,6 +53,10 @@ REPLIES = "wfstudio_debug_reply"  # payload: {"request", "error"?}
 BREAKPOINTS = "wfstudio_breakpoints"  # payload: "reload" or {"pause_new": [tenant, pipeline, on]}
 REMOTE_TIMEOUT = 15.0  # seconds to wait for the process holding a pause to answer
 _ERRORS: dict[str, type[ServiceError]] = {c.__name__: c for c in (Conflict, InvalidInput, NotFound)}
+
+# Who resumes and patches, as ``debug.context_patched`` records it ("by"): the studio in
+# embedded use; the hosted server sets the caller's API key for each request (server.auth).
+current_actor: ContextVar[str] = ContextVar("wfstudio_actor", default="studio")
 
 
 @dataclass
@@ -270,8 +275,9 @@ class Debugger:
         return sorted(found.values(), key=lambda p: p.paused_at)
 
     def resume(self, execution_id: str, action: ResumeAction,
-               patch: list[dict[str, Any]] | None = None, by: str = "studio") -> None:
-        """Resume a pause held by this process."""
+               patch: list[dict[str, Any]] | None = None, by: str | None = None) -> None:
+        """Resume a pause held by this process; ``by``: who (default: ``current_actor``)."""
+        by = by or current_actor.get()
         pause = self._paused.get(execution_id)
         if pause is None:
             raise Conflict(f"execution {execution_id!r} is not paused")
@@ -287,13 +293,14 @@ class Debugger:
         pause.decision.set_result(action)
 
     async def resume_anywhere(self, execution_id: str, action: ResumeAction,
-                              patch: list[dict[str, Any]] | None = None, by: str = "studio",
+                              patch: list[dict[str, Any]] | None = None, by: str | None = None,
                               timeout: float = REMOTE_TIMEOUT) -> None:
         """Resume a pause held by this process or (shared store) by another one.
 
         Returns when the holder has resumed the execution; its refusal (a patch that does not
         apply, a concurrent resume) is raised here as the same error.
         """
+        by = by or current_actor.get()
         if execution_id in self._paused or not self.distributed or self.store is None:
             return self.resume(execution_id, action, patch, by)
         if action not in ACTIONS:

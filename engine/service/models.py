@@ -2,14 +2,51 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, with_config
+from typing_extensions import TypedDict
 
 ResumeAction = Literal["continue", "step_over", "skip", "abort"]
 PauseReason = Literal["breakpoint", "step_over", "pause"]
 ReplayMode = Literal["exact", "modified", "from_step"]
 MockMode = Literal["fixed", "error", "recorded"]
+
+
+class RequestModel(BaseModel):
+    """What a caller sends: an unknown field or a value of the wrong JSON type is an error
+    naming it (``"wait": 0`` or a misspelt ``"wiat"`` is refused, never silently ignored)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+# RFC 6902 operations, as the JSON Schema states them (a patch is a list of these). The
+# values stay plain dicts (type checkers see them so): jsonpatch applies them as they came.
+JsonPointer = Annotated[str, Field(pattern=r"^(/([^~]|~[01])*)*$", max_length=10_000)]
+
+
+@with_config(ConfigDict(extra="forbid"))
+class PatchValueOperation(TypedDict):
+    op: Literal["add", "replace", "test"]
+    path: JsonPointer
+    value: Any
+
+
+@with_config(ConfigDict(extra="forbid"))
+class PatchRemoveOperation(TypedDict):
+    op: Literal["remove"]
+    path: JsonPointer
+
+
+PatchFromOperation = TypedDict(  # "from" is a keyword: the functional form
+    "PatchFromOperation", {"op": Literal["move", "copy"], "path": JsonPointer, "from": JsonPointer})
+PatchFromOperation.__pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[attr-defined]
+PatchOperation = Annotated[PatchValueOperation | PatchRemoveOperation | PatchFromOperation,
+                           Field(discriminator="op")]
+if TYPE_CHECKING:
+    JsonPatch = list[dict[str, Any]]
+else:
+    JsonPatch = list[PatchOperation]
 
 
 class VersionInfo(BaseModel):
@@ -60,7 +97,7 @@ class StepTypeInfo(BaseModel):
     model_config = {"populate_by_name": True}
 
 
-class RunOptions(BaseModel):
+class RunOptions(RequestModel):
     wait: bool = True  # False: return as soon as the execution has started
     mocks: bool = True  # consult enabled step mocks
     breakpoints: bool = True  # stop at enabled breakpoints
@@ -76,7 +113,7 @@ class RunResult(BaseModel):
     duration_ms: float | None = None
 
 
-class ExecutionFilter(BaseModel):
+class ExecutionFilter(RequestModel):
     pipeline: str | None = None
     status: str | None = None
     since: float | None = None  # unix seconds
@@ -139,10 +176,10 @@ class Event(BaseModel):
     ts: float
 
 
-class ReplayOptions(BaseModel):
+class ReplayOptions(RequestModel):
     mode: ReplayMode = "exact"
     from_step: str | None = None  # mode from_step: the first step to re-run (a top-level name)
-    patch: list[dict[str, Any]] | None = None  # RFC 6902 on the trigger payload (mode modified)
+    patch: JsonPatch | None = None  # RFC 6902 on the trigger payload (mode modified)
     payload: Any = None  # a replacement payload (mode modified); wins over ``patch``
     use_current_definition: bool = False  # default: the definition the original ran
     mocks: dict[str, Any] = Field(default_factory=dict)  # step path -> output, for this replay
@@ -242,7 +279,7 @@ class Mock(BaseModel):
     source_execution_id: str | None = None
 
 
-class DlqFilter(BaseModel):
+class DlqFilter(RequestModel):
     pipeline: str | None = None
     status: str | None = None  # pending | retrying | resolved | discarded
     text: str | None = Field(None, max_length=200)  # in the id, pipeline, step, execution or error
@@ -273,14 +310,15 @@ class DlqRetryResult(BaseModel):
     error: str | None = None
 
 
-class BackfillRequest(BaseModel):
-    pipeline: str
-    source_pipeline: str | None = None  # past payloads of this pipeline (default: ``pipeline``)
-    since: float | None = None
-    until: float | None = None
+class BackfillRequest(RequestModel):
+    pipeline: str = Field(min_length=1, max_length=200)
+    # past payloads of this pipeline (default: ``pipeline``)
+    source_pipeline: str | None = Field(None, min_length=1, max_length=200)
+    since: float | None = Field(None, ge=0, le=1e11, allow_inf_nan=False)  # unix seconds
+    until: float | None = Field(None, ge=0, le=1e11, allow_inf_nan=False)
     jsonl: str | None = None  # JSON Lines text; one payload per line (instead of past payloads)
     concurrency: int = Field(4, ge=1, le=64)
-    limit: int | None = None
+    limit: int | None = Field(None, ge=1, le=10_000_000)
 
 
 class Backfill(BaseModel):

@@ -46,7 +46,7 @@ async def _running(service: StudioService, backfill_id: str) -> bool | None:
 
 
 async def test_backfill_errors(service: StudioService) -> None:
-    with pytest.raises(InvalidInput, match="'nope'"):
+    with pytest.raises(NotFound, match="'nope'"):  # as running it would be
         await service.start_backfill(BackfillRequest(pipeline="nope"))
     with pytest.raises(InvalidInput, match="line 2"):
         await service.start_backfill(BackfillRequest(pipeline="greet", jsonl='{"a": 1}\n{oops'))

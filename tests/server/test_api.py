@@ -305,7 +305,7 @@ async def test_backfills(client: httpx.AsyncClient, admin: dict[str, str]) -> No
     cancelled = await client.post(f"{API}/backfills/{slow['id']}/cancel", headers=admin)
     assert cancelled.json()["status"] == "cancelled"
     unknown = await client.post(f"{API}/backfills", headers=admin, json={"pipeline": "nope"})
-    assert unknown.status_code == 422 and unknown.json()["error"] == "invalid_input"
+    assert unknown.status_code == 404 and unknown.json()["error"] == "not_found"
 
 
 async def test_event_schemas(client: httpx.AsyncClient, admin: dict[str, str]) -> None:
@@ -359,9 +359,11 @@ async def test_a_malformed_cursor_is_invalid_input(client: httpx.AsyncClient,
 
 
 async def test_unknown_api_paths_are_404_json(client: httpx.AsyncClient, admin: dict[str, str]) -> None:
-    for method, path in (("GET", f"{API}/nothing"), ("DELETE", f"{API}/executions")):
+    for method, path in (("GET", f"{API}/nothing"), ("DELETE", f"{API}/nothing/else")):
         response = await client.request(method, path, headers=admin)
         assert response.status_code == 404 and response.json()["error"] == "not_found"
+    wrong_method = await client.delete(f"{API}/executions", headers=admin)  # test_gate.py: 405
+    assert wrong_method.status_code == 405 and wrong_method.headers["allow"] == "GET"
 
 
 async def test_openapi_document_lists_every_route(client: httpx.AsyncClient) -> None:
