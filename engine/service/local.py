@@ -69,6 +69,7 @@ from engine.service.replay import PreparedReplay, prepare_replay, step_outputs
 from engine.steps.base import Registry, default_registry
 from engine.store import models
 from engine.store.identity import protect
+from engine.store.recorder import ExecutionRefused
 from engine.store.records import EventRecord, ExecutionRecord
 from engine.store.store import Store
 from engine.tenancy import current_tenant
@@ -426,11 +427,21 @@ class LocalService:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-        while not task.done():  # until the execution exists: its start event is recorded
+        while not task.done():  # until its start event is handed to the recorder
             entry = engine.running.get(execution_id)
             if entry is not None and entry[0].seq > 0:
                 break
             await asyncio.sleep(0)
+        if task.done() and (task.cancelled() or task.exception() is not None):
+            task.result()  # it never started: say why instead of acknowledging it
+        # Acknowledged means recorded: a process killed after this answer keeps the run
+        # (its start is committed; a restart marks it interrupted). The flush is shared
+        # with every other run waiting for the same batch (group commit).
+        try:
+            await self.store.recorder.flush(execution_id)
+        except ExecutionRefused as exc:  # recorded, as failed (recorder.py)
+            return RunResult(execution_id=execution_id, status="failed",
+                             error={"message": str(exc), "type": "store"})
         return RunResult(execution_id=execution_id, status="running")
 
     async def _run_linked(self, pipeline: str, payload: Any, origin: dict[str, Any],
