@@ -219,8 +219,8 @@ async def handle_trigger(request: Request) -> Response:
     service: LocalService = state.service
     name = route.pipeline.name
     if not route.responds:
+        # Returns once the start is durable: acknowledged means recorded.
         started = await service.run(name, payload, RunOptions(wait=False))
-        await service.store.recorder.flush()  # acknowledged means recorded
         return accepted(started.execution_id)
     return reply(await service.run(name, payload), route)
 
