@@ -19,6 +19,7 @@ from engine.config.model import Definition, PipelineDef
 from engine.errors import ConfigError, Diagnostic, NotFoundError, WorkflowError
 from engine.executor import ExecutionRun, RunControls, StepHooks, prepare
 from engine.idempotency import IdempotencyKeys
+from engine.scrub import Scrubber
 from engine.steps.base import Registry, default_registry
 from engine.store.records import EventRecord, ExecutionRecord, StepRunRecord
 from engine.store.store import Store
@@ -77,6 +78,7 @@ class Engine:
         self.recorder = store.recorder if store is not None else None
         self._owns_store = owns_store
         self.env = self._environment(env, environment)
+        self.scrubber = Scrubber(definition.substituted)  # what errors may not say
         self.modules: dict[str, Any] = {}
         self.shared_state: dict[tuple[str, str, str], dict[str, Any]] = {}
         self.idempotency = IdempotencyKeys(store)
@@ -126,8 +128,9 @@ class Engine:
                     await starter()
             except WorkflowError as exc:  # bad module config: point at the module
                 pos = module.pos
-                raise ConfigError([Diagnostic(pos.file, pos.line, pos.col,
-                                              f"module {module.name!r}: {exc}")]) from None
+                raise ConfigError([Diagnostic(pos.file, pos.line, pos.col, f"module "
+                                              f"{module.name!r}: {self.scrubber.text(str(exc))}")
+                                   ]) from None
             self.modules[module.name] = instance
 
     async def close(self) -> None:

@@ -203,6 +203,15 @@ class ExecutionRun:
         self.recorder.event(EventRecord(self.record.id, self.seq, type, data, time.time()))
         return self.seq
 
+    def scrubbed(self, error: StepError) -> StepError:
+        """``error`` as it may be recorded and answered: no value ``${VAR}`` substituted
+        into the definition, no password of a URL (engine.scrub)."""
+        scrub = self.engine.scrubber
+        message, details = scrub.text(error.message), scrub.value(error.details)
+        if message == error.message and details == error.details:
+            return error
+        return StepError(message, type=error.type, status=error.status, details=details)
+
     def _save_run(self, run: StepRunRecord | None) -> None:
         if run is not None and self.recorder is not None:
             self.recorder.step_run(run)
@@ -307,7 +316,7 @@ class ExecutionRun:
         rec.duration_ms = round((rec.ended_at - rec.started_at) * 1000, 3)
         self.output = output  # what run() returns; the stored summary is redacted like the events
         rec.output = redact(output, self.level)
-        rec.error = error
+        rec.error = error = self.engine.scrubber.error(error)
         if status == "completed":
             self.emit("execution.completed", {"output": redact(output, self.level),
                                               "duration_ms": rec.duration_ms})
@@ -418,6 +427,7 @@ class ExecutionRun:
         return Outcome(skipped=True)
 
     def _on_error(self, step: StepDef, path: str, scope: Scope, error: StepError) -> Outcome:
+        error = self.scrubbed(error)  # e.g. a condition's jq error quoting a value
         strategy = step.on_error or self.pipeline.on_error
         if strategy == "continue":
             output = {"error": error.message}
@@ -471,7 +481,7 @@ class ExecutionRun:
                 self._end_run(run, "cancelled", "cancelled")
             raise
         except Exception as exc:
-            error = _as_step_error(exc, step)
+            error = self.scrubbed(_as_step_error(exc, step))
             duration = round((time.time() - started) * 1000, 3) if recording else 0.0
             if run is not None:
                 self._end_run(run, "failed", error.message)

@@ -11,7 +11,7 @@ asks for a number or boolean and converts them, see ``validate.check_module_conf
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from fnmatch import fnmatchcase
 from typing import Any
 
@@ -74,6 +74,29 @@ def expand_tree(value: Any, variables: Mapping[str, str], path: Path,
         return [expand_tree(item, variables, (*path, i), report, expanded)
                 for i, item in enumerate(value)]
     return value
+
+
+class Substitutions(Mapping[str, str]):
+    """The variables a load may substitute, noting which it did (name -> value): errors
+    at run time hide those values (``engine.scrub``). Membership tests note nothing."""
+
+    def __init__(self, variables: Mapping[str, str]):
+        self._variables = variables
+        self.used: dict[str, str] = {}
+
+    def __getitem__(self, name: str) -> str:
+        value = self._variables[name]
+        self.used[name] = str(value)
+        return value
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._variables
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._variables)
+
+    def __len__(self) -> int:
+        return len(self._variables)
 
 
 def allowed_env(allowed: Iterable[str], environ: Mapping[str, str]) -> dict[str, str]:

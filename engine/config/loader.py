@@ -38,6 +38,7 @@ from typing import Any
 
 from engine.config import validate
 from engine.config.builder import FileBuilder, FileModel
+from engine.config.envvars import Substitutions
 from engine.config.model import Definition
 from engine.config.validate import validate_paths
 from engine.config.yamlpos import Parsed, diagnostic, parse_yaml, paused_gc
@@ -227,7 +228,8 @@ class _Session:
     def _load(self, root: str, text: str) -> Definition:
         self.add(root, text, [])
         order = self.preorder(root)
-        environments, variables = self.environments(order)
+        environments, values = self.environments(order)
+        variables = Substitutions(values)  # notes what ${VAR} put in, for engine.scrub
         models: dict[str, FileModel] = {}
         for path in order:
             file = self.files[path]
@@ -237,6 +239,7 @@ class _Session:
             models[path] = builder.build(file.parsed.value)
         definition = self.merge(root, order, models)
         definition.environments = environments
+        definition.substituted = variables.used
         self.check_references(order, models, definition)
         if root in models and not definition.pipelines:
             self.no_pipelines(root)

@@ -107,4 +107,6 @@ class Definition:
     # Exact source texts of the root and every import, keyed by path: the definition snapshot.
     sources: dict[str, str] = field(default_factory=dict)
     hash: str = ""  # sha256 over ``sources``; content-addresses the snapshot
+    # What ``${VAR}`` substitution put in (name -> value): errors show the name instead.
+    substituted: dict[str, str] = field(default_factory=dict)
     warnings: list[Any] = field(default_factory=list)  # Diagnostics of severity "warning"

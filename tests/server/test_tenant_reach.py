@@ -167,6 +167,63 @@ async def test_diagnostics_name_the_variable_never_its_value(
     assert any("expected array, got x-${WFS_TEST_ALLOWED} (a string)" in m for m in messages)
 
 
+DB_SECRETS = ("wfs_secret_db_4711", "hunter2-pass/word@x", "plain-pw-9c1")  # database, passwords
+FAILING_DBS = {  # a URL parsers disagree on (host 'x@127.0.0.1'), and a database that is not there
+    "WFS_DB_URL": f"postgresql://postgres:{DB_SECRETS[1]}@127.0.0.1:5432/{DB_SECRETS[0]}",
+    "WFS_DB2_URL": f"postgresql://postgres:{DB_SECRETS[2]}@127.0.0.1:5432/{DB_SECRETS[0]}",
+    "WFS_TIMEOUT": "forever-9f3e"}  # not a duration: the module refuses it when it starts
+
+
+async def test_run_errors_name_the_variable_never_its_value(store_url: str, tmp_path: Path) -> None:
+    """A driver's error quotes what ${VAR} lent the module (the database, maybe the URL):
+    the run's error, events, timeline and DLQ entry show the variable instead; any URL's
+    password is masked in every error."""
+    text = ("modules:\n"
+            "  - {name: db, type: database.sql, config: {url: \"${WFS_DB_URL}\"}}\n"
+            "  - {name: db2, type: database.sql, config: {url: \"${WFS_DB2_URL}\"}}\n"
+            "pipelines:\n"
+            "  reach:\n    dlq: true\n    steps:\n"
+            "      - {name: q, type: step.db_query, config: {database: db, query: 'SELECT 1'}}\n"
+            "  reach2:\n    dlq: true\n    steps:\n"
+            "      - {name: q, type: step.db_query, config: {database: db2, query: 'SELECT 1'}}\n"
+            "  careless:\n    on_error: continue\n    steps:\n"
+            "      - {name: f, type: step.fail, config: {message: 'no postgresql://app:s3cr3t@h/db'}}\n")
+    async with await LocalService.open([], store=store_url, env=FAILING_DBS) as svc:
+        store = KeyStore(svc.store)
+        a = auth(store.create("a", "a", ["run", "read", "deploy"])[1])
+        app = create_app(svc, keys=store, deploy_dir=tmp_path / "deployed")
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://s") as c:
+            assert (await deploy(c, a, text, "reach.yaml")).status_code == 200
+            for pipeline, variable in (("reach", "WFS_DB_URL"), ("reach2", "WFS_DB2_URL")):
+                result = await run(c, a, pipeline)
+                assert result["status"] == "failed", result
+                message = result["error"]["message"]
+                assert "(postgresql) statement failed" in message, message
+                assert f"of ${{{variable}}}>" in message, message  # e.g. <host of ${WFS_DB_URL}>
+                said = [json.dumps(result)]
+                execution = f"{API}/executions/{result['execution_id']}"
+                for url in (execution, f"{execution}/events", f"{execution}/timeline", f"{API}/dlq"):
+                    answer = await c.get(url, headers=a)
+                    assert answer.status_code == 200, (url, answer.text)
+                    said.append(answer.text)
+                assert "step.failed" in said[2] and "execution.failed" in said[2]
+                assert f'"{pipeline}"' in said[4]  # the dead letter is there, with the message
+                for secret in (*DB_SECRETS, "hunter2", "x@127.0.0.1"):
+                    assert not any(secret in text for text in said), (secret, message)
+
+            # A module that refuses its config at start: the 422 names the variable too.
+            slow = ("modules:\n  - {name: api, type: http.client, config: {timeout: \"${WFS_TIMEOUT}\"}}\n"
+                    "pipelines:\n  slow:\n    steps: [{name: a, type: step.log, config: {message: x}}]\n")
+            refused = await deploy(c, a, slow, "slow.yaml")
+            assert refused.status_code == 422 and "forever-9f3e" not in refused.text
+            assert "invalid duration '${WFS_TIMEOUT}'" in refused.text, refused.text
+
+            careless = await run(c, a, "careless")
+            events = (await c.get(f"{API}/executions/{careless['execution_id']}/events",
+                                  headers=a)).text
+            assert "s3cr3t" not in events and "postgresql://app:[REDACTED]@h/db" in events
+
+
 async def test_a_breakpoint_condition_cannot_probe_the_environment(
         client: httpx.AsyncClient, keys: dict[str, dict[str, str]]) -> None:
     assert (await deploy(client, keys["a"], PROBE)).status_code == 200
