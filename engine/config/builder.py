@@ -21,6 +21,7 @@ Decisions the spec leaves open:
 from __future__ import annotations
 
 import json
+import math
 import re
 import zoneinfo
 from collections.abc import Mapping
@@ -587,6 +588,12 @@ class FileBuilder:
             seconds = parse_duration(value)
         except ValueError as exc:
             self.error((*path, key), f"'{key}': {exc}")
+            return None
+        except OverflowError:  # an integer too large for a float
+            seconds = math.inf
+        if not math.isfinite(seconds):
+            self.error((*path, key), f"'{key}' must be a finite duration such as 30s or 1h, got "
+                                     f"{validate.short(value)}")
             return None
         if positive and seconds <= 0:
             self.error((*path, key), f"'{key}' must be greater than zero, got "

@@ -182,3 +182,15 @@ def test_studio_and_cli_imports_stay_relative_to_the_file(tmp_path: Path) -> Non
     root = tmp_path / "app" / "main.yaml"
     root.write_text("imports: [../lib/common.yaml]\n" + PIPELINE)
     assert "thing" in load_file(root, registry=REGISTRY, env={}).schemas
+
+
+@pytest.mark.parametrize("value", ["9" * 400, ".nan", ".inf"])
+def test_durations_must_be_finite(value: str) -> None:
+    # Found by the fuzz test: a 400-digit timeout raised OverflowError (a traceback).
+    text = ("pipelines: {p: {timeout: " + value + ", steps: [{name: a, type: step.set, "
+            "config: {values: {x: 1}}}]}}\n")
+    with pytest.raises(ConfigError) as caught:
+        load_text(text, "t.yaml", registry=REGISTRY, env={})
+    [problem] = caught.value.diagnostics
+    assert (problem.line, problem.col) == (1, 26)
+    assert "'timeout' must be a finite duration such as 30s or 1h" in problem.message
