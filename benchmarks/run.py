@@ -10,6 +10,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 BENCHES = [
     ["bench_engine.py"],
+    ["bench_validate.py"],
     ["bench_expressions.py"],
     ["bench_store.py", "--runs", "5000"],
     ["bench_live.py"],
