@@ -75,6 +75,9 @@ class ImportPolicy:
     ``base``: the folder relative display paths are read from (None: the working
     directory). The server names a validated text ``orders.yaml`` but reads its imports
     from the deploy directory, without showing that path in diagnostics.
+    ``exclude``: folders not read even when a root contains them, except through a root
+    inside them (the server's deploy directory, when a served folder contains it: only the
+    caller's own tenant folder in it is readable).
     ``max_bytes``: larger files are refused before they are read. Everywhere, only regular
     files are read: a FIFO or a device (``/dev/zero``) is refused instead of hanging or
     exhausting memory.
@@ -83,6 +86,14 @@ class ImportPolicy:
     roots: tuple[str, ...] | None = None
     base: str | None = None
     max_bytes: int = MAX_FILE_BYTES
+    exclude: tuple[str, ...] = ()  # never read, even inside a root, except through a root inside
+
+    def allows(self, real: str) -> bool:
+        """Inside a root, and not inside an excluded folder unless through a root in it."""
+        roots = [root for root in self.roots or () if _inside(real, root)]
+        return bool(roots) and not any(
+            _inside(real, fence) and not any(_inside(root, fence) for root in roots)
+            for fence in self.exclude)
 
     def disk_path(self, path: str) -> str:
         return os.path.join(self.base, path) if self.base is not None else path
@@ -97,7 +108,7 @@ class ImportPolicy:
         if self.roots is not None:
             # The checked path is the one opened: symlinks and '..' resolved once, here.
             disk = os.path.realpath(disk)
-            if not any(_inside(disk, root) for root in self.roots):
+            if not self.allows(disk):
                 raise _Unreadable("outside the folders this server reads pipeline files from "
                                   "(imports must stay in the folder of the served files or in "
                                   "the deploy directory)")

@@ -65,15 +65,15 @@ def import_policy(request: Request, service: Service) -> ImportPolicy:
     """What a load on the server may read: the folders of the files the server was started
     with and the caller's tenant's deploy folder, nothing else (not another tenant's)."""
     deploy: Path | None = request.app.state.deploy_dir
-    served = [Path(d.path).resolve().parent for d in service.definitions()]
+    served = [Path(file).resolve().parent for file in service.loaded_files()]
     roots = [str(folder) for folder in dict.fromkeys(served)
              if deploy is None or not folder.is_relative_to(deploy)]
     base = roots[0] if roots else None
-    if deploy is not None:
-        mine = str(tenant_dir(deploy, current_tenant.get()))
-        roots.append(mine)
-        base = mine
-    return ImportPolicy(roots=tuple(roots), base=base)
+    if deploy is None:
+        return ImportPolicy(roots=tuple(roots), base=base)
+    mine = str(tenant_dir(deploy, current_tenant.get()))
+    # A served folder may contain the deploy directory: other tenants' folders stay closed.
+    return ImportPolicy(roots=(*roots, mine), base=mine, exclude=(str(deploy),))
 
 
 @router.put("/definitions", tags=["definitions"], dependencies=needs("deploy"))
