@@ -370,6 +370,8 @@ class LocalService:
         after ``load_time_limit`` seconds with a 422 (the thread finishes on its own: loads are
         bounded by the parser's alias budget and the file size caps)."""
         future = asyncio.get_running_loop().run_in_executor(_loaders(), load)
+        # After a time-out nobody awaits it: its outcome must not be logged as lost.
+        future.add_done_callback(lambda done: done.cancelled() or done.exception())
         try:
             return await asyncio.wait_for(asyncio.shield(future), self.load_time_limit)
         except TimeoutError:
