@@ -23,6 +23,7 @@ import gc
 import math
 import re
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -106,7 +107,8 @@ def diagnostic(pos: Pos, message: str, severity: str = "error") -> Diagnostic:
 
 
 _gc_lock = threading.Lock()
-_gc_pause = {"holders": 0, "was_enabled": True}
+_gc_pause: dict[str, Any] = {"holders": 0, "was_enabled": True, "since": 0.0}
+_GC_MAX_PAUSE = 5.0  # seconds: overlapping loads must not keep the collector off for good
 
 
 @contextmanager
@@ -115,11 +117,14 @@ def paused_gc() -> Iterator[None]:
 
     Loading allocates hundreds of thousands of small containers and no cycles; every
     collection would walk them all again, which made big files superlinear. Nested and
-    concurrent users (threads) share one pause: the last one out restores the collector.
+    concurrent users (threads) share one pause: the last one out restores the collector,
+    and one leaving a pause older than ``_GC_MAX_PAUSE`` collects once (a server validating
+    without pause would otherwise never collect the rest of its garbage).
     """
     with _gc_lock:
         if _gc_pause["holders"] == 0:
             _gc_pause["was_enabled"] = gc.isenabled()
+            _gc_pause["since"] = time.monotonic()
             gc.disable()
         _gc_pause["holders"] += 1
     try:
@@ -127,8 +132,12 @@ def paused_gc() -> Iterator[None]:
     finally:
         with _gc_lock:
             _gc_pause["holders"] -= 1
-            if _gc_pause["holders"] == 0 and _gc_pause["was_enabled"]:
-                gc.enable()
+            if _gc_pause["holders"] == 0:
+                if _gc_pause["was_enabled"]:
+                    gc.enable()
+            elif _gc_pause["was_enabled"] and time.monotonic() - _gc_pause["since"] > _GC_MAX_PAUSE:
+                gc.collect()
+                _gc_pause["since"] = time.monotonic()
 
 
 def parse_yaml(text: str, file: str) -> Parsed:
