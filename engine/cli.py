@@ -15,6 +15,10 @@ a traceback. Exit codes:
   (``NotFound``), input the service rejects (``InvalidInput``: a patch that does not apply,
   a step that does not exist, a pipeline that is not loaded).
 - 130: interrupted (Ctrl-C).
+- 141: the reader of stdout has gone (``wfstudio executions list | head -1``); nothing printed.
+
+JSON given on the command line is read by ``engine.cli_input`` (one set of rules for every
+option); argparse's own usage errors print the subcommand's usage and exit 2.
 """
 
 from __future__ import annotations
@@ -327,6 +331,16 @@ def _walk(parser: argparse.ArgumentParser) -> Iterator[argparse.ArgumentParser]:
                 yield from _walk(child)
 
 
+def _describe_subcommands(parser: argparse.ArgumentParser) -> None:
+    """A subcommand without a description shows its one-line help atop its own --help."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for listed in action._choices_actions:
+                child = action.choices[listed.dest]
+                if child.description is None and listed.help:
+                    child.description = listed.help[0].upper() + listed.help[1:] + "."
+
+
 def cmd_studio(args: argparse.Namespace) -> int:
     # engine/ never loads Qt: the `wfstudio` launcher (app.launcher) opens the studio itself.
     raise UsageError("the studio opens through the `wfstudio` command (`wfstudio studio "
@@ -415,6 +429,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_server_commands(sub)
     for each in _walk(parser):
         each.set_defaults(_parser=each)  # the deepest one's usage goes with its errors
+        _describe_subcommands(each)
     return parser
 
 

@@ -413,7 +413,8 @@ def add_server_commands(sub: Any) -> None:
     actions = p.add_subparsers(dest="keys_action", metavar="ACTION", required=True)
     create = actions.add_parser("create", help="create a key and print its secret once")
     create.add_argument("--name", required=True, help="who or what uses the key")
-    create.add_argument("--tenant", default="default")
+    create.add_argument("--tenant", default="default", help="the tenant it belongs to "
+                        "(default: default)")
     create.add_argument("--scope", action="append", choices=SCOPES,
                         help="read, run, debug, admin (implies the first three) or deploy "
                              "(repeatable; default read)")
@@ -424,7 +425,7 @@ def add_server_commands(sub: Any) -> None:
     revoke.add_argument("id", help="the key's id (or its wfs_<id> prefix)")
     for action in (create, listing, revoke):
         action.add_argument("--store", help=STORE_HELP)
-        action.add_argument("--json", action="store_true")
+        action.add_argument("--json", action="store_true", help="print JSON")
         action.set_defaults(func=cmd_keys)
 
 

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import argparse
+import contextlib
+import io
 import json
+import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from engine.cli import main
+from engine.cli import _walk, build_parser, main
 
-WORKSPACE = Path(__file__).resolve().parents[2] / "resources" / "workspace"
+ROOT = Path(__file__).resolve().parents[2]
+WORKSPACE = ROOT / "resources" / "workspace"
 
 GOOD = """
 pipelines:
@@ -146,3 +152,96 @@ def test_console_script_never_prints_a_traceback(tmp_path: Path) -> None:
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 1
     assert "x.yaml" in done.stderr and "Traceback" not in done.stderr
+
+
+# ---------------------------------------------------------------- a consistent CLI
+
+
+def _parsers() -> list[argparse.ArgumentParser]:
+    return list(_walk(build_parser()))
+
+
+def test_every_command_and_option_says_what_it_is_for() -> None:
+    """So that it stays true: each option, argument and subcommand has help text, and each
+    subcommand a description atop its own --help."""
+    missing = []
+    for parser in _parsers():
+        if not parser.description:
+            missing.append(f"{parser.prog}: no description")
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                missing += [f"{parser.prog} {choice.dest}: no help"
+                            for choice in action._choices_actions if not choice.help]
+            elif not action.help:
+                missing.append(f"{parser.prog} {'/'.join(action.option_strings) or action.dest}: "
+                               "no help")
+    assert missing == []
+    assert {"studio", "validate", "inspect", "executions", "serve"} <= set(
+        build_parser()._subparsers._group_actions[0].choices)  # type: ignore[union-attr]
+
+
+def _readme_commands() -> list[list[str]]:
+    """Every ``wfstudio …`` line of the README's shell blocks, placeholders filled in."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    commands = []
+    for block in re.findall(r"```sh\n(.*?)```", text, re.S):
+        for line in block.splitlines():
+            line = line.split("  #")[0].strip()
+            if line.startswith("wfstudio "):
+                line = re.sub(r"<id[^>]*>(\.\.\.)?", "0123abcd", line)
+                commands.append(shlex.split(line)[1:])
+    return commands
+
+
+def test_the_readme_examples_parse() -> None:
+    commands = _readme_commands()
+    assert len(commands) > 20
+    for argv in commands:
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err):
+            try:
+                build_parser().parse_args(argv)
+            except SystemExit as exc:
+                raise AssertionError(f"README: wfstudio {shlex.join(argv)}: {err.getvalue()}") from exc
+
+
+def test_commands_on_the_store_take_store() -> None:
+    """The README says every command that reads or writes the store takes --store."""
+    own_files = {"wfstudio studio", "wfstudio validate", "wfstudio inspect"}
+    for parser in _parsers():
+        if parser._subparsers is None and parser.prog not in own_files:
+            assert "--store" in parser._option_string_actions, parser.prog
+
+
+def test_an_unknown_option_shows_the_subcommands_usage(files: dict[str, str],
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["executions", "list", "--bogus", "--store", files["store"]]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: wfstudio executions list ")
+    assert err.strip().endswith("wfstudio executions list: error: unrecognized arguments: --bogus")
+    assert main(["dlq", "retry", "--nope"]) == 2
+    assert capsys.readouterr().err.startswith("usage: wfstudio dlq retry ")
+
+
+def test_executions_status_and_event_filters(files: dict[str, str],
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", files["good"], "-p", "double", "--input", '{"n": 1}', "--json",
+                 "--store", files["store"]]) == 0
+    execution_id = json.loads(capsys.readouterr().out)["execution_id"]
+    assert main(["executions", "list", "--status", "done", "--store", files["store"]]) == 2
+    err = capsys.readouterr().err
+    assert err == ("wfstudio: --status: unknown execution status 'done' (one of running, paused, "
+                   "completed, failed, cancelled, interrupted)\n")
+    assert main(["executions", "list", "--status", "failed", "--store", files["store"]]) == 0
+    assert capsys.readouterr().out == "no executions\n"
+    assert main(["executions", "events", execution_id, "--type", "step.nothing",
+                 "--store", files["store"]]) == 0
+    assert capsys.readouterr().out == "no events of type step.nothing\n"
+    assert main(["executions", "events", execution_id, "--type", "step.nothing", "--json",
+                 "--store", files["store"]]) == 0
+    assert capsys.readouterr().out == ""  # JSON lines: none
+
+
+def test_studio_is_a_command_that_the_launcher_opens(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["studio", "x"]) == 2  # engine/ never loads Qt: the `wfstudio` launcher does
+    assert "wfstudio studio x" in capsys.readouterr().err
