@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from tests.server.support import auth
-from tests.server.test_multiprocess import _admin_key, _rows, serving
+from tests.server.test_multiprocess import Served, _admin_key, _rows, serving
 
 PIPELINES = """
 pipelines:
@@ -63,6 +63,22 @@ async def _load(url: str, key: dict[str, str], acked: list[str], stop: asyncio.E
         await asyncio.gather(*(one_client(c) for c in range(12)))
 
 
+async def _load_then_kill(victim: Served, key: dict[str, str], acked: list[str]) -> None:
+    """Load ``victim`` until it has acknowledged ACKS_PER_ROUND more runs, then SIGKILL it
+    while the clients are still sending."""
+    before = len(acked)
+    stop = asyncio.Event()
+    loader = asyncio.ensure_future(_load(victim.url, key, acked, stop))
+    for _ in range(3000):  # until the load is in full swing (at most ~60 s)
+        await asyncio.sleep(0.02)
+        if len(acked) - before >= ACKS_PER_ROUND or loader.done():
+            break
+    victim.process.send_signal(signal.SIGKILL)
+    await asyncio.to_thread(victim.process.wait, 30)
+    stop.set()
+    await loader
+
+
 @pytest.mark.parametrize("backend", [pytest.param("postgresql", marks=pytest.mark.postgres),
                                      "sqlite"])
 def test_no_acknowledged_run_is_lost_when_the_server_is_killed(
@@ -76,20 +92,7 @@ def test_no_acknowledged_run_is_lost_when_the_server_is_killed(
         for _ in range(KILLS):
             victim = start(file, store)
             before = len(acked)
-
-            async def load_then_kill() -> None:
-                stop = asyncio.Event()
-                loader = asyncio.ensure_future(_load(victim.url, key, acked, stop))
-                for _ in range(3000):  # until the load is in full swing (at most ~60 s)
-                    await asyncio.sleep(0.02)
-                    if len(acked) - before >= ACKS_PER_ROUND or loader.done():
-                        break
-                victim.process.send_signal(signal.SIGKILL)
-                await asyncio.to_thread(victim.process.wait, 30)
-                stop.set()
-                await loader
-
-            asyncio.run(load_then_kill())
+            asyncio.run(_load_then_kill(victim, key, acked))
             assert victim.process.returncode == -signal.SIGKILL
             assert len(acked) - before >= ACKS_PER_ROUND
 
