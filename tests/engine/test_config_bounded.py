@@ -64,9 +64,11 @@ def _refused(text: str) -> str:
     return str(problem)
 
 
-@pytest.mark.parametrize("text", [merge_bomb(12, 20), wide_merge_bomb(10, 9), laughs(),
-                                  laughs(12, 25)], ids=["merge", "wide-merge", "laughs",
-                                                        "laughs-wide"])
+@pytest.mark.parametrize(
+    "text",
+    [merge_bomb(12, 20), wide_merge_bomb(10, 9), laughs(), laughs(12, 25)],
+    ids=["merge", "wide-merge", "laughs", "laughs-wide"],
+)
 def test_alias_and_merge_bombs_are_refused_with_a_position(text: str) -> None:
     # Before: the merge bomb of 483 bytes ran for 30 s and more (merged pairs were not
     # counted); now every value, position and pair aliases produce counts against a budget.
@@ -79,10 +81,13 @@ def test_alias_and_merge_bombs_are_refused_with_a_position(text: str) -> None:
 
 
 def test_the_budget_scales_with_the_text_so_real_files_with_merges_load() -> None:
-    lines = ["defaults: &defaults {type: step.set, retry: {max_attempts: 2}}", "pipelines:",
-             "  p:", "    steps:"]
-    lines += [f"      - {{<<: *defaults, name: s{i}, config: {{values: {{i: {i}}}}}}}"
-              for i in range(12_000)]
+    lines = [
+        "defaults: &defaults {type: step.set, retry: {max_attempts: 2}}",
+        "pipelines:",
+        "  p:",
+        "    steps:",
+    ]
+    lines += [f"      - {{<<: *defaults, name: s{i}, config: {{values: {{i: {i}}}}}}}" for i in range(12_000)]
     definition = load_text("\n".join(lines) + "\n", registry=REGISTRY, env={})
     steps = definition.pipelines["p"].steps
     assert len(steps) == 12_000 and steps[-1].retry is not None and steps[-1].type == "step.set"
@@ -93,8 +98,7 @@ def test_nesting_through_aliases_is_bounded() -> None:
     for i in range(1, 40):
         lines.append(f"d{i}: &d{i} " + "[" * 150 + f"*d{i - 1}" + "]" * 150)
     parsed = parse_yaml("\n".join(lines) + "\n", "deep.yaml")
-    assert any("nested more than 200 levels deep (through aliases)" in d.message
-               for d in parsed.diagnostics)
+    assert any("nested more than 200 levels deep (through aliases)" in d.message for d in parsed.diagnostics)
 
 
 def test_aliases_do_not_share_containers() -> None:
@@ -129,8 +133,9 @@ def _import_error(tmp_path: Path, name: str, policy: ImportPolicy | None = None)
 def test_a_fifo_is_refused_without_waiting_for_a_writer(tmp_path: Path) -> None:
     os.mkfifo(tmp_path / "pipe.yaml")
     outcome: list[str] = []
-    worker = threading.Thread(target=lambda: outcome.append(_import_error(tmp_path, "pipe.yaml")),
-                              daemon=True)
+    worker = threading.Thread(
+        target=lambda: outcome.append(_import_error(tmp_path, "pipe.yaml")), daemon=True
+    )
     worker.start()
     worker.join(60)  # before: open() blocked forever waiting for a writer
     assert outcome and "not a regular file" in outcome[0]
@@ -161,11 +166,19 @@ def test_roots_confine_imports_and_do_not_reveal_what_exists(tmp_path: Path) -> 
     assert "order" in definition.schemas and "shared.yaml" in definition.sources
 
     answers = {}
-    for name in ("../secret.json", str(tmp_path / "secret.json"), "/etc/passwd",
-                 "/etc/no-such-file", "../../../../etc/shadow", "link.yaml", "/dev/zero"):
+    for name in (
+        "../secret.json",
+        str(tmp_path / "secret.json"),
+        "/etc/passwd",
+        "/etc/no-such-file",
+        "../../../../etc/shadow",
+        "link.yaml",
+        "/dev/zero",
+    ):
         with pytest.raises(ConfigError) as caught:
-            load_text(f"imports: [{name!r}]\n" + PIPELINE, "orders.yaml", registry=REGISTRY,
-                      env={}, policy=policy)
+            load_text(
+                f"imports: [{name!r}]\n" + PIPELINE, "orders.yaml", registry=REGISTRY, env={}, policy=policy
+            )
         [problem] = caught.value.diagnostics
         assert (problem.file, problem.line, problem.col) == ("orders.yaml", 1, 11)
         answers[name] = problem.message.split(": ", 1)[1]
@@ -187,8 +200,10 @@ def test_studio_and_cli_imports_stay_relative_to_the_file(tmp_path: Path) -> Non
 @pytest.mark.parametrize("value", ["9" * 400, ".nan", ".inf"])
 def test_durations_must_be_finite(value: str) -> None:
     # Found by the fuzz test: a 400-digit timeout raised OverflowError (a traceback).
-    text = ("pipelines: {p: {timeout: " + value + ", steps: [{name: a, type: step.set, "
-            "config: {values: {x: 1}}}]}}\n")
+    text = (
+        "pipelines: {p: {timeout: " + value + ", steps: [{name: a, type: step.set, "
+        "config: {values: {x: 1}}}]}}\n"
+    )
     with pytest.raises(ConfigError) as caught:
         load_text(text, "t.yaml", registry=REGISTRY, env={})
     [problem] = caught.value.diagnostics

@@ -28,16 +28,44 @@ EXAMPLES = [path.read_text(encoding="utf-8") for path in sorted(WORKSPACE.glob("
 CPU_LIMIT = 2.0  # seconds of CPU for one load: generous on a loaded machine
 
 INSERTS = [
-    "x: &a {p: 1, q: [1, 2]}", "<<: *a", "  <<: *a", "y: *a", "z: {<<: [*a, *a]}",
-    "big: 123456789012345678901234567890123456789", "f: 1e999", "n: -.inf", "t: !!binary aGk=",
-    "u: !Ref thing", "emoji: \U0001f600\u202e\u0301", "s: \"\\ud800\"", "? [1, 2]\n: x",
-    "k: &k kk", "*k : 1", "---", "...", "d: [[[[[[[[[[]]]]]]]]]]", "- item", "%YAML 1.2",
-    "tab:\tx", "  - {name: x, type: step.set, config: {values: *a}}", "q: '{{ .a | }}'",
-    "if: '.a ==='", "l: &l [*l]",
+    "x: &a {p: 1, q: [1, 2]}",
+    "<<: *a",
+    "  <<: *a",
+    "y: *a",
+    "z: {<<: [*a, *a]}",
+    "big: 123456789012345678901234567890123456789",
+    "f: 1e999",
+    "n: -.inf",
+    "t: !!binary aGk=",
+    "u: !Ref thing",
+    "emoji: \U0001f600\u202e\u0301",
+    's: "\\ud800"',
+    "? [1, 2]\n: x",
+    "k: &k kk",
+    "*k : 1",
+    "---",
+    "...",
+    "d: [[[[[[[[[[]]]]]]]]]]",
+    "- item",
+    "%YAML 1.2",
+    "tab:\tx",
+    "  - {name: x, type: step.set, config: {values: *a}}",
+    "q: '{{ .a | }}'",
+    "if: '.a ==='",
+    "l: &l [*l]",
 ]
-TYPE_SWAPS = [("{", "["), (": ", ": [") , ("true", "{}"), ("step.set", "step.nope"),
-              ("name:", "name: [x]\n  n:"), ("30s", "-1s"), ("201", "99999999999999999999"),
-              ('"', "'"), ("config:", "config: 12 #"), ("steps:", "steps: {}\n  s:")]
+TYPE_SWAPS = [
+    ("{", "["),
+    (": ", ": ["),
+    ("true", "{}"),
+    ("step.set", "step.nope"),
+    ("name:", "name: [x]\n  n:"),
+    ("30s", "-1s"),
+    ("201", "99999999999999999999"),
+    ('"', "'"),
+    ("config:", "config: 12 #"),
+    ("steps:", "steps: {}\n  s:"),
+]
 
 
 def _chained_merges(levels: int, width: int) -> str:
@@ -57,7 +85,7 @@ def mutated(draw: st.DrawFn) -> str:
         kind = draw(st.integers(0, 9))
         if kind == 0 and text:  # a byte flip (kept valid UTF-8: one character replaced)
             i = draw(st.integers(0, len(text) - 1))
-            text = text[:i] + chr(draw(st.integers(1, 0x2FFFF))) + text[i + 1:]
+            text = text[:i] + chr(draw(st.integers(1, 0x2FFFF))) + text[i + 1 :]
             continue
         if kind == 1 and len(lines) > 1:
             del lines[at]
@@ -99,8 +127,13 @@ def check(text: str) -> None:
         assert d.line >= 1 and d.col >= 1 and d.message, d
 
 
-@settings(max_examples=2000, deadline=None, derandomize=True, database=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(
+    max_examples=2000,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 @given(mutated())
 def test_mutated_pipelines_load_or_fail_with_positions(text: str) -> None:
     check(text)
