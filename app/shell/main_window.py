@@ -550,8 +550,12 @@ class MainWindow(QMainWindow):
         if self.backend is None:
             return
         info = next((p for p in await self.backend.service.list_pipelines() if p.name == pipeline), None)
-        if info is not None and Path(info.file).is_file():
-            editor = self.open_file(Path(info.file))
+        if info is None:
+            return
+        # A server names files relative to their folder there: here, that is the workspace.
+        path = Path(info.file) if Path(info.file).is_absolute() else self.workspace / info.file
+        if path.is_file():
+            editor = self.open_file(path)
             if editor is not None:
                 editor.graph.set_paused(pipeline, step_path or None)
 

@@ -101,13 +101,13 @@ class ServerApp(FastAPI):
 
 def claim_deployments(service: LocalService, root: Path) -> None:
     """Files loaded from ``<root>/<tenant>/…`` (deployed before a restart) are that tenant's."""
-    for definition in service.definitions():
+    for file in service.loaded_files():  # disk paths: a server names files relatively
         try:
-            relative = Path(definition.path).resolve().relative_to(root)
+            relative = Path(file).resolve().relative_to(root)
         except ValueError:
             continue
         if len(relative.parts) > 1:
-            service.set_owner(definition.path, relative.parts[0])
+            service.set_owner(file, relative.parts[0])
 
 
 def create_app(service: LocalService, *, keys: KeyStore, heartbeat: float = 15.0,

@@ -64,6 +64,7 @@ from engine.service.models import (
     Timeline,
     VersionInfo,
 )
+from engine.service.naming import ServerNames
 from engine.service.protocol import Progress
 from engine.service.replay import PreparedReplay, prepare_replay, step_outputs
 from engine.steps.base import Registry, default_registry
@@ -104,8 +105,12 @@ class LocalService:
     """``StudioService`` over the embedded engine. Open with ``await LocalService.open(...)``."""
 
     def __init__(self, store: Store, *, registry: Registry | None = None,
-                 env: dict[str, str] | None = None, owns_store: bool = False):
+                 env: dict[str, str] | None = None, owns_store: bool = False,
+                 names: ServerNames | None = None):
         self.store = store
+        # None: the studio, files are named by their paths; a server names them relative to
+        # their definition root and never shows its own paths (naming.py).
+        self.names = names
         self.registry = registry or default_registry()
         self.env = env
         self._owns_store = owns_store
@@ -121,7 +126,7 @@ class LocalService:
         self.hub.attach(store.recorder)
         self.shared_state: dict[tuple[str, str, str], dict[str, Any]] = {}
         self.idempotency = IdempotencyKeys(store)
-        self._engines: dict[str, Engine] = {}  # by file
+        self._engines: dict[str, Engine] = {}  # by the file's absolute path on disk
         # file -> the tenant that deployed it, who alone sees and runs its pipelines; the
         # files the service was opened with (the operator's) have no owner and serve all.
         self._file_owner: dict[str, str] = {}
@@ -177,13 +182,16 @@ class LocalService:
     @classmethod
     async def open(cls, files: Iterable[str | os.PathLike[str]] = (), *, store: str | None = None,
                    registry: Registry | None = None,
-                   env: dict[str, str] | None = None) -> LocalService:
+                   env: dict[str, str] | None = None,
+                   names: ServerNames | None = None) -> LocalService:
         """``env``: the variables pipelines see (``${VAR}``, ``.env``, jq's ``$ENV``); None is
         the whole process environment (the studio), the server passes only those it allows
-        (``envvars.allowed_env``)."""
+        (``envvars.allowed_env``). ``names``: the hosted server's (``ServerNames``): files
+        are named relative to their definition root, and files found in a tenant's deploy
+        folder are that tenant's; None (the studio) names files by their paths."""
         opened = Store.open(store)
         try:
-            service = cls(opened, registry=registry, env=env, owns_store=True)
+            service = cls(opened, registry=registry, env=env, owns_store=True, names=names)
         except BaseException:
             opened.close()
             raise
@@ -234,37 +242,43 @@ class LocalService:
 
     async def load_file(self, file: str | os.PathLike[str]) -> list[str]:
         """Load (or reload) a pipeline file; returns its pipeline names."""
+        disk = os.path.abspath(file)
+        name, policy = os.fspath(file), LOCAL
+        if self.names is not None:
+            name, policy = self.names.name(disk)
+            tenant = self.names.tenant_of(disk)
+            if tenant is not None:  # deployed before a restart: still only its tenant's
+                self.set_owner(disk, tenant)
         definition = await self._off_loop(lambda: load_file(
-            os.fspath(file), registry=self.registry, env=self.env))
-        return await self._install(definition)
+            name, registry=self.registry, env=self.env, policy=policy))
+        return await self._install(definition, disk)
 
     async def unload_file(self, file: str | os.PathLike[str]) -> list[str]:
         """Forget a pipeline file (deleted or closed); returns the pipeline names it held."""
         here = os.path.abspath(file)
         for path, engine in list(self._engines.items()):
-            if os.path.abspath(path) == here:
+            if path == here:
                 del self._engines[path]
                 if not engine.running:
                     await engine.close()
                 return list(engine.definition.pipelines)
         return []
 
-    def _check_clash(self, definition: Definition) -> None:
+    def _check_clash(self, definition: Definition, disk: str) -> None:
         """Pipeline names are unique among what one tenant sees (other tenants' deployed
         files are not looked at: saying they clash would tell what they hold)."""
-        here = os.path.abspath(definition.path)
-        clash = {name: other.definition.path for other in self._visible()
-                 if os.path.abspath(other.definition.path) != here
+        clash = {name: other.definition.path for path, other in self._visible_files()
+                 if path != disk
                  for name in other.definition.pipelines if name in definition.pipelines}
         if clash:
             name, where = next(iter(clash.items()))
             raise Conflict(f"pipeline {name!r} of {definition.path} is already defined in {where}")
 
-    async def _install(self, definition: Definition) -> list[str]:
-        self._check_clash(definition)
+    async def _install(self, definition: Definition, disk: str) -> list[str]:
+        self._check_clash(definition, disk)
         engine = await self._engine_for(definition)
-        old = self._engines.pop(definition.path, None)
-        self._engines[definition.path] = engine
+        old = self._engines.pop(disk, None)
+        self._engines[disk] = engine
         if old is not None and not old.running:
             await old.close()
         return list(definition.pipelines)
@@ -276,17 +290,32 @@ class LocalService:
 
     def owner_of(self, definition: Definition) -> str | None:
         """The tenant that deployed this file, None for the files the service was opened with."""
-        return self._file_owner.get(definition.path)
+        disk = self.disk_path(definition)
+        return self._file_owner.get(disk) if disk is not None else None
+
+    def loaded_files(self) -> list[str]:
+        """The absolute paths of the loaded files of every tenant."""
+        return list(self._engines)
+
+    def disk_path(self, definition: Definition) -> str | None:
+        """Where a loaded definition's file is on disk (its ``path`` is only its name on a
+        server); None for one that is not loaded."""
+        return next((path for path, engine in self._engines.items()
+                     if engine.definition is definition), None)
 
     def set_owner(self, file: str | os.PathLike[str], tenant: str) -> None:
         """Mark a loaded file as ``tenant``'s (e.g. a deployment found on disk at start)."""
-        self._file_owner[os.fspath(file)] = tenant
+        self._file_owner[os.path.abspath(file)] = tenant
+
+    def _visible_files(self) -> list[tuple[str, Engine]]:
+        """The caller's tenant's files (the shared ones and its own), by disk path."""
+        tenant = current_tenant.get()
+        return [(path, engine) for path, engine in self._engines.items()
+                if self._file_owner.get(path, tenant) == tenant]
 
     def _visible(self) -> list[Engine]:
         """The engines of the caller's tenant's pipelines: the shared files and its own."""
-        tenant = current_tenant.get()
-        return [engine for path, engine in self._engines.items()
-                if self._file_owner.get(path, tenant) == tenant]
+        return [engine for _path, engine in self._visible_files()]
 
     def _engine(self, pipeline: str) -> Engine:
         for engine in self._visible():
@@ -331,7 +360,9 @@ class LocalService:
     # ------------------------------------------------------------------ info and definitions
 
     async def version(self) -> VersionInfo:
-        return VersionInfo(engine_version=__version__, backend="local", store=self.store.url)
+        # A server tells its callers the kind of store, not where it is.
+        store = self.store.url if self.names is None else self.store.dialect
+        return VersionInfo(engine_version=__version__, backend="local", store=store)
 
     async def health(self) -> dict[str, Any]:
         return {"ok": True, "store": self.store.dialect, "pipelines": len(self._pipeline_names()),
@@ -389,22 +420,33 @@ class LocalService:
 
     async def put_definition(self, yaml_text: str, file: str, *,
                              policy: ImportPolicy = LOCAL) -> DefinitionText:
-        """Validate ``yaml_text``, write it to ``file`` and (re)load it; invalid text changes nothing."""
+        """Validate ``yaml_text``, write it to ``file`` and (re)load it; invalid text changes
+        nothing. On a server ``file`` is named relative to ``policy.base`` (the tenant's
+        deploy folder) in everything the service says about it."""
+        disk, name = os.path.abspath(file), file
+        if self.names is not None:
+            name, _ = self.names.name(disk, policy.base)
         try:
             definition = await self._off_loop(lambda: load_text(
-                yaml_text, file, registry=self.registry, env=self.env, policy=policy))
+                yaml_text, name, registry=self.registry, env=self.env, policy=policy))
         except ConfigError as exc:
             raise InvalidInput(str(exc), details=[_diagnostic(d).model_dump()
                                                   for d in exc.diagnostics]) from None
-        self._check_clash(definition)  # refuse before anything is written
-        path = Path(file)
+        self._check_clash(definition, disk)  # refuse before anything is written
+        path = Path(disk)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:6]}.tmp")
-        tmp.write_text(yaml_text, encoding="utf-8")
-        os.replace(tmp, path)  # atomic: a reader never sees half a file
-        definition = await self._off_loop(lambda: load_file(
-            file, registry=self.registry, env=self.env, policy=policy))
-        await self._install(definition)
+        before = path.read_text(encoding="utf-8") if path.is_file() else None
+        _write_atomically(path, yaml_text)
+        try:
+            definition = await self._off_loop(lambda: load_file(
+                name, registry=self.registry, env=self.env, policy=policy))
+            await self._install(definition, disk)
+        except BaseException:  # e.g. a module refused its config: the old file stays
+            if before is None:
+                path.unlink(missing_ok=True)
+            else:
+                _write_atomically(path, before)
+            raise
         return DefinitionText(file=definition.path, text=yaml_text, hash=definition.hash,
                               pipelines=list(definition.pipelines))
 
@@ -726,6 +768,12 @@ class LocalService:
 
     async def installed_plugins(self) -> list[PluginInfo]:
         return [PluginInfo(**p) for p in self.registry.plugins]
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:6]}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)  # a reader never sees half a file
 
 
 def _diagnostic(d: Any) -> DiagnosticInfo:

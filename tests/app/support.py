@@ -89,8 +89,10 @@ class LoopbackServer:
             else:
                 from engine.server import KeyStore, create_app
                 from engine.service.local import LocalService
+                from engine.service.naming import ServerNames
 
-                service = await LocalService.open(self.files, store=self.store_url)
+                service = await LocalService.open(self.files, store=self.store_url,
+                                                  names=ServerNames())
                 app = create_app(service, keys=KeyStore(service.store), heartbeat=0.2)
             config = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=1,
                                     lifespan="off")

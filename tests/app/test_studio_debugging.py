@@ -4,6 +4,7 @@ and diff; retry from the dead-letter queue; the same panes against a real server
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Iterator
@@ -16,6 +17,7 @@ from app.executions.timeline_style import MARKER_KINDS
 from app.settings import Settings
 from app.shell.main_window import MainWindow
 from engine.client import RemoteService
+from engine.service.errors import Conflict
 from engine.service.models import RunOptions
 from tests.app.support import LoopbackServer, free_port, settle, until
 
@@ -167,6 +169,40 @@ def test_every_pane_works_against_a_remote_server(qloop, server, workspace: Path
         # a saved file is validated by the server, not deployed; the palette lists its step types
         assert window.palette.item_for("step.set") is not None
     finally:
+        settle(qloop)
+        window.close()
+        window.deleteLater()
+        qloop.run_until_complete(remote.aclose())
+
+
+def test_a_remote_pause_opens_the_workspace_file_the_server_names(qloop, server, workspace: Path,
+                                                                   tmp_path: Path):
+    """The server names its files relative to their folder, never by its own paths; the
+    studio finds the paused pipeline's file by that name in its workspace and opens it."""
+    url, key = server
+    remote = RemoteService(url, key)
+    window = MainWindow(Settings(tmp_path / "pause.ini"), workspace)
+    started = None
+    try:
+        qloop.run_until_complete(window.adopt_service(remote, "team server"))
+        window.show()
+        infos = qloop.run_until_complete(remote.list_pipelines())
+        assert {p.file for p in infos} == {"orders.yaml"}
+        for editor in window.editors():  # nothing of orders.yaml open yet
+            assert editor.document.path != workspace / "orders.yaml"
+        qloop.run_until_complete(remote.set_breakpoint("create-order", "price"))
+        started = qloop.run_until_complete(remote.run("create-order", {"sku": "AB-1", "qty": 2},
+                                                      RunOptions(wait=False)))
+
+        def opened() -> bool:
+            return any(e.document.path == workspace / "orders.yaml"
+                       and e.graph.paused_step("create-order") == "price" for e in window.editors())
+
+        until(qloop, opened, timeout=30)
+    finally:
+        if started is not None:
+            with contextlib.suppress(Conflict):  # already gone if the test failed early
+                qloop.run_until_complete(remote.resume(started.execution_id))
         settle(qloop)
         window.close()
         window.deleteLater()

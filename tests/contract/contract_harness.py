@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.service.local import LocalService
+from engine.service.naming import ServerNames
 
 PIPELINES = """\
 schemas:
@@ -171,7 +172,8 @@ class LoopbackHost:
         from engine.server import KeyStore, create_app
 
         stack = contextlib.AsyncExitStack()
-        service = await LocalService.open(files, store=store)
+        service = await LocalService.open(files, store=store,
+                                          names=ServerNames(deploy_dir=files[0].parent))
         stack.push_async_callback(service.close)
         try:
             keys = KeyStore(service.store)

@@ -25,15 +25,22 @@ async def test_version_and_health(service: StudioService, variant: str) -> None:
     assert health["ok"] is True and health["pipelines"] == 5
 
 
-async def test_pipelines_and_their_definition(service: StudioService, workspace: Workspace) -> None:
+def file_name(variant: str, workspace: Workspace) -> str:
+    """How the service names the served file: the studio by its path, a server relative to
+    its folder (a server never shows where it keeps files)."""
+    return str(workspace.file) if variant == "local" else workspace.file.name
+
+
+async def test_pipelines_and_their_definition(service: StudioService, workspace: Workspace,
+                                              variant: str) -> None:
     pipelines = await service.list_pipelines()
     assert [p.name for p in pipelines] == ["fragile", "greet", "order", "screen", "slow"]
     greet = pipelines[1]
-    assert greet.description == "Say hello" and greet.file == str(workspace.file)
+    assert greet.description == "Say hello" and greet.file == file_name(variant, workspace)
     assert greet.steps == [{"name": "hello", "type": "step.set"},
                            {"name": "out", "type": "step.pipeline_output"}]
     definition = await service.get_definition("greet")
-    assert definition.text == PIPELINES and definition.file == str(workspace.file)
+    assert definition.text == PIPELINES and definition.file == file_name(variant, workspace)
     assert definition.hash == greet.definition_hash
     assert sorted(definition.pipelines) == ["fragile", "greet", "order", "screen", "slow"]
     with pytest.raises(NotFound, match="no pipeline named 'nope'"):
@@ -62,7 +69,7 @@ async def test_step_types_carry_schema_and_category(service: StudioService) -> N
 
 
 async def test_put_definition_deploys_a_file(service: StudioService, workspace: Workspace,
-                                            monkeypatch: pytest.MonkeyPatch) -> None:
+                                            monkeypatch: pytest.MonkeyPatch, variant: str) -> None:
     # A relative file name: the server's deploy directory (the tenant's part of it), the
     # local service's working one.
     monkeypatch.chdir(workspace.root)
@@ -73,8 +80,13 @@ async def test_put_definition_deploys_a_file(service: StudioService, workspace: 
     target = "sub/added.yaml"
     deployed = await service.put_definition(text, target)
     assert deployed.pipelines == ["added"] and deployed.text == text
-    assert deployed.file.endswith(target) and Path(deployed.file).read_text() == text
-    assert Path(deployed.file).resolve().is_relative_to(workspace.root.resolve())
+    if variant == "local":
+        assert deployed.file.endswith(target) and Path(deployed.file).read_text() == text
+    else:  # named as deployed, kept in the tenant's part of the deploy directory
+        assert deployed.file == target
+        assert (workspace.root / "default" / target).read_text() == text
+    assert (await service.get_definition("added")).file == deployed.file
+    assert next(p for p in await service.list_pipelines() if p.name == "added").file == deployed.file
     assert (await service.run("added", {})).output == {"n": 1}
     assert "added" in [p.name for p in await service.list_pipelines()]
 
@@ -83,12 +95,14 @@ async def test_put_definition_deploys_a_file(service: StudioService, workspace: 
         await service.put_definition(text.replace("step.pipeline_output", "step.bogus"), target)
     [detail] = caught.value.details
     assert detail["line"] == 4 and "step.bogus" in detail["message"]
+    assert detail["file"] == deployed.file  # on a server: no path of the server's
     assert (await service.get_definition("added")).hash == deployed.hash
 
 
 
 async def test_a_deployment_that_clashes_is_refused_and_leaves_nothing(
-        service: StudioService, workspace: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
+        service: StudioService, workspace: Workspace, monkeypatch: pytest.MonkeyPatch,
+        variant: str) -> None:
     monkeypatch.chdir(workspace.root)
     text = ("pipelines:\n"
             "  greet:\n"
@@ -96,7 +110,7 @@ async def test_a_deployment_that_clashes_is_refused_and_leaves_nothing(
             "      - {name: one, type: step.pipeline_output, config: {values: {n: 1}}}\n")
     with pytest.raises(Conflict, match="'greet'"):
         await service.put_definition(text, "other.yaml")
-    assert (await service.get_definition("greet")).file == str(workspace.file)
+    assert (await service.get_definition("greet")).file == file_name(variant, workspace)
     # A refused file must not stay on disk: the next start would load it and fail.
     assert not (workspace.root / "other.yaml").exists()
 

@@ -24,6 +24,7 @@ import uvicorn
 
 from engine.server import KeyStore, create_app
 from engine.service.local import LocalService
+from engine.service.naming import ServerNames
 from engine.store.store import Store
 from tests.server.support import make_secrets, write_pipelines
 
@@ -33,7 +34,7 @@ from tests.server.support import make_secrets, write_pipelines
 @pytest.fixture
 async def service(tmp_path: Path) -> AsyncIterator[LocalService]:
     svc = await LocalService.open([write_pipelines(tmp_path)],
-                                  store=f"sqlite:///{tmp_path / 'store.db'}")
+                                  store=f"sqlite:///{tmp_path / 'store.db'}", names=ServerNames())
     try:
         yield svc
     finally:
@@ -99,7 +100,9 @@ class LiveServer:
             self._ready.set()
 
     async def _main(self) -> None:
-        service = await LocalService.open(self.files, store=self.store_url)
+        deploy_dir = self.app_options.get("deploy_dir")
+        names = ServerNames(Path(deploy_dir) if deploy_dir is not None else None)
+        service = await LocalService.open(self.files, store=self.store_url, names=names)
         self.service = service  # for tests that look at the server's state (read only)
         try:
             app = create_app(service, keys=KeyStore(service.store), **self.app_options)

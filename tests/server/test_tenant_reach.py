@@ -26,6 +26,7 @@ from engine.cli_server import main as cli_main
 from engine.config.envvars import allowed_env
 from engine.server import KeyStore, create_app
 from engine.service.local import LocalService
+from engine.service.naming import ServerNames
 from engine.store.store import Store
 from tests.server.support import auth, healthy, write_pipelines
 from tests.waiting import wait_for_condition, wait_until
@@ -66,7 +67,8 @@ def environment(monkeypatch: pytest.MonkeyPatch) -> None:
 async def service(tmp_path: Path, environment: None) -> AsyncIterator[LocalService]:
     svc = await LocalService.open([write_pipelines(tmp_path)],
                                   store=f"sqlite:///{tmp_path / 'store.db'}",
-                                  env=allowed_env(["WFS_TEST_ALLOWED"], os.environ))
+                                  env=allowed_env(["WFS_TEST_ALLOWED"], os.environ),
+                                  names=ServerNames(tmp_path / "deployed"))
     try:
         yield svc
     finally:
@@ -307,6 +309,51 @@ async def test_deployments_found_on_disk_keep_their_tenant_after_a_restart(
             assert (await c.get(f"{API}/pipelines", headers=b)).json() == []
 
 
+async def test_files_are_named_relative_to_their_root_never_by_server_paths(
+        client: httpx.AsyncClient, keys: dict[str, dict[str, str]], tmp_path: Path,
+        environment: None) -> None:
+    a = keys["a"]
+    where = str(tmp_path)  # the server's own paths: in no answer
+    mine = MINE.replace("OWNER", "a")
+    assert (await deploy(client, a, mine, "team/mine.yaml")).json()["file"] == "team/mine.yaml"
+    listed = {p["name"]: p["file"] for p in (await client.get(f"{API}/pipelines", headers=a)).json()}
+    assert listed["mine"] == "team/mine.yaml" and listed["greet"] == "pipelines.yaml"
+    said = [json.dumps(listed)]
+    for name in ("mine", "greet"):
+        answer = await client.get(f"{API}/pipelines/{name}/definition", headers=a)
+        assert answer.json()["file"] == listed[name]
+        said.append(answer.text)
+    # Diagnostics of a deployment, of a validation (with an import) and of a module that
+    # refuses its config at start are positioned by the same names.
+    broken = mine.replace("step.json_response", "step.nope")
+    refused = await deploy(client, a, broken, "team/mine.yaml")
+    assert refused.status_code == 422 and refused.json()["details"][0]["file"] == "team/mine.yaml"
+    checked = await client.post(f"{API}/definitions/validate", headers=a, json={
+        "yaml": "imports: [missing.yaml]\n" + mine, "file": "other.yaml"})
+    assert [d["file"] for d in checked.json()] == ["other.yaml"]
+    module = ("modules:\n  - {name: api, type: http.client, config: {timeout: never}}\n"
+              "pipelines:\n  m:\n    steps: [{name: a, type: step.log, config: {message: x}}]\n")
+    started = await deploy(client, a, module, "m.yaml")
+    assert started.status_code == 422 and started.json()["details"][0]["file"] == "m.yaml"
+    assert not (tmp_path / "deployed" / "a" / "m.yaml").exists()  # refused: not left on disk
+    said += [refused.text, checked.text, started.text,
+             (await client.get(f"{API}/version", headers=a)).text]
+    assert not any(where in text for text in said), [t for t in said if where in t]
+
+    # A restarted server finds the deployment on disk: same name, same tenant.
+    async with await LocalService.open(
+            [tmp_path / "deployed" / "a" / "team" / "mine.yaml"], env={},
+            store=f"sqlite:///{tmp_path / 'again.db'}",
+            names=ServerNames(tmp_path / "deployed")) as again:
+        store = KeyStore(again.store)
+        a2, b2 = (auth(store.create(t, t, ["read"])[1]) for t in ("a", "b"))
+        app = create_app(again, keys=store, deploy_dir=tmp_path / "deployed")
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://s") as c:
+            assert [(p["name"], p["file"]) for p in
+                    (await c.get(f"{API}/pipelines", headers=a2)).json()] == [("mine", "team/mine.yaml")]
+            assert (await c.get(f"{API}/pipelines", headers=b2)).json() == []
+
+
 async def test_deploying_is_a_scope_admin_does_not_imply(
         client: httpx.AsyncClient, keys: dict[str, dict[str, str]], tmp_path: Path,
         capsys: pytest.CaptureFixture[str]) -> None:
@@ -434,7 +481,7 @@ def test_serve_shows_pipelines_only_the_variables_it_allows(tmp_path: Path) -> N
     probe = tmp_path / "probe.yaml"
     probe.write_text(PROBE)
     with Store.open(f"sqlite:///{tmp_path / 'served.db'}") as opened:
-        secret = KeyStore(opened).create("runner", scopes=["run"])[1]
+        secret = KeyStore(opened).create("runner", scopes=["run", "read"])[1]
     process, base = _serve(tmp_path, [probe], "--allow-env", "WFS_TEST_ALLOW*")
     try:
         wait_until(lambda: healthy(base) or process.poll() is not None, "the server to come up",
@@ -445,6 +492,10 @@ def test_serve_shows_pipelines_only_the_variables_it_allows(tmp_path: Path) -> N
         assert answer.status_code == 201, answer.text
         assert answer.json()["output"]["env_var"] == {"WFS_TEST_ALLOWED": ALLOWED}
         assert SECRET not in answer.text
+        # wfstudio serve names its files relative to their folder, never by its own paths.
+        listed = httpx.get(f"{base}/api/v1/pipelines", headers=auth(secret), timeout=30)
+        assert {p["file"] for p in listed.json()} == {"probe.yaml"}
+        assert str(tmp_path) not in listed.text
     finally:
         process.send_signal(signal.SIGINT)
         process.communicate(timeout=30)
