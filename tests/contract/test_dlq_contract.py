@@ -102,7 +102,8 @@ async def test_dlq_errors(service: StudioService) -> None:
         await service.resolve_dlq("missing")
     with pytest.raises(NotFound):
         await service.retry_dlq([ids["A"], "missing"])
-    with pytest.raises(InvalidInput, match="unknown DLQ status"):
+    # locally the service says so; over HTTP the schema's enumeration refuses it first
+    with pytest.raises(InvalidInput, match="status.*'?pending'?, '?retrying'?,? '?resolved'?"):
         await service.list_dlq(DlqFilter(status="gone"))
     with pytest.raises(InvalidInput):
         await service.purge_dlq(-1)
