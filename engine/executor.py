@@ -14,21 +14,20 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from engine.config.model import PipelineDef, StepDef
 from engine.context import Scope
 from engine.errors import ExpressionError, StepError
 from engine.expressions import Compiled, compile_condition, compile_value, evaluate, truthy
+from engine.idempotency import IdempotencyKeys
 from engine.redaction import redact
+from engine.scrub import Scrubber
 from engine.steps.base import StepResult, StepType, SubRun
 from engine.store.codec import dumps
-from engine.store.recorder import ExecutionRefused
+from engine.store.recorder import ExecutionRefused, Recorder
 from engine.store.records import EventRecord, ExecutionRecord, StepRunRecord
 from engine.tenancy import current_tenant
-
-if TYPE_CHECKING:
-    from engine.api import Engine
 
 STRATEGIES = ("stop", "continue", "compensate")
 
@@ -99,6 +98,25 @@ class StepHooks(Protocol):
         """The enabled mock answering this step, if any."""
 
 
+class RunOwner(Protocol):
+    """What a run needs of the engine that started it (``engine.api.Engine`` is one): declared
+    here so the executor does not import the API module that imports it."""
+
+    recorder: Recorder | None
+    hooks: StepHooks | None
+    env: Mapping[str, Any]
+    scrubber: Scrubber
+    idempotency: IdempotencyKeys
+    modules: dict[str, Any]
+    shared_state: dict[tuple[str, str, str], dict[str, Any]]
+
+    async def call_child(self, parent: ExecutionRun, pipeline: str, payload: Any, *,
+                         wait: bool = True) -> dict[str, Any]: ...
+
+    def send_to_dlq(self, run: ExecutionRun, step: str | None, payload: Any, error: str,
+                    error_type: str) -> str: ...
+
+
 class Aborted(Exception):
     """The debugger's ``abort``: the execution ends cancelled."""
 
@@ -157,7 +175,7 @@ def _size(value: Any) -> int:
 class ExecutionRun:
     """The state of one running execution."""
 
-    def __init__(self, engine: Engine, pipeline: PipelineDef, payload: Any, *, execution_id: str,
+    def __init__(self, engine: RunOwner, pipeline: PipelineDef, payload: Any, *, execution_id: str,
                  parent_id: str | None = None, replay_of: str | None = None,
                  trigger_type: str | None = None, definition_hash: str = "",
                  depth: int = 0, controls: RunControls | None = None):

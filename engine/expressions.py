@@ -21,6 +21,8 @@ from typing import Any
 import jq
 
 from engine.errors import ExpressionError
+from engine.format import templates
+from engine.format.json_types import value_type as type_name
 from engine.jq import JqError, Unsupported, compile_tree, parse, result
 from engine.jq.paths import prune, read_paths
 
@@ -28,9 +30,7 @@ from engine.jq.paths import prune, read_paths
 # with it (jq compiles each definition every time). ``uuid`` and ``now_iso`` read hidden
 # values the renderer injects only for programs that mention them.
 _HELPERS = {
-    "upper": "def upper: ascii_upcase; ",
-    "lower": "def lower: ascii_downcase; ",
-    "default": "def default(x): if . == null then x else . end; ",
+    **templates.HELPERS,
     "uuid": "def uuid: $__ctx.__uuid; ",
     "now_iso": "def now_iso: $__ctx.__now; ",
 }
@@ -57,8 +57,7 @@ _NEEDS_ENV = re.compile(r"\$ENV\b|\benv\b")
 _ENV = "($__ctx.env // {}) as $ENV | "
 _DIRECTIVE = re.compile(r"^(?:\s|#[^\n]*)*(import|include|module)\b")
 _ROOT = ". as $__ctx | "
-_PATH = re.compile(r"^\s*\.([A-Za-z_][\w-]*(?:\.[A-Za-z_][\w-]*)*)\s*$")
-_IDENTITY = re.compile(r"^\s*\.\s*$")
+_PATH = templates.LOOKUP
 _FALSY_STRINGS = frozenset({"false", "0", "no", "off"})
 
 
@@ -104,24 +103,8 @@ def _compile_jq(program: str) -> Any:
     try:
         return jq.compile(prefix + program)
     except ValueError as exc:
-        message = _jq_message(exc, len(prefix))
+        message = templates.jq_message(str(exc), len(prefix))
         raise ExpressionError(f"jq syntax error in {program.strip()!r}: {message}") from None
-
-
-_LOCATION = re.compile(r"\s*at <top-level>, line (\d+), column (\d+):?")
-
-
-def _jq_message(exc: Exception, prefix_len: int = 0) -> str:
-    text = str(exc).strip()
-    # libjq appends "jq: N compile error(s)"; keep the first, meaningful line, and report
-    # the column inside the user's program rather than inside our prelude wrapper.
-    first = text.splitlines()[0] if text else "invalid program"
-    first = first.removeprefix("jq: error: ")
-    match = _LOCATION.search(first)
-    if match and match.group(1) == "1":
-        column = max(int(match.group(2)) - prefix_len, 1)
-        first = first[: match.start()] + f" at column {column}"
-    return first
 
 
 def _lookup(path: tuple[str, ...], vars: Mapping[str, Any]) -> Any:
@@ -138,29 +121,12 @@ def _lookup(path: tuple[str, ...], vars: Mapping[str, Any]) -> Any:
     return value
 
 
-def type_name(value: Any) -> str:
-    """JSON's name for a value's type, for error messages."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int | float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list | tuple):
-        return "array"
-    if isinstance(value, Mapping):
-        return "object"
-    return type(value).__name__
-
-
 def evaluate(program: str, vars: Mapping[str, Any]) -> Any:
     """Run a bare jq program against ``vars``: one result → it, several → list, none → null."""
     match = _PATH.match(program)
     if match:
         return _lookup(tuple(match.group(1).split(".")), vars)
-    if _IDENTITY.match(program):
+    if templates.IDENTITY.match(program):
         return dict(vars)
     compiled = _compile_jq(program)  # syntax errors and refusals come from libjq
     fast, paths = _compile_fast(program)
@@ -183,7 +149,7 @@ def evaluate(program: str, vars: Mapping[str, Any]) -> Any:
         text = json.dumps(vars, default=_json_default, separators=(",", ":"))
         results = compiled.input_text(text).all()
     except ValueError as exc:
-        raise ExpressionError(f"jq error in {program.strip()!r}: {_jq_message(exc)}") from None
+        raise ExpressionError(f"jq error in {program.strip()!r}: {templates.jq_message(str(exc))}") from None
     if len(results) == 1:
         return results[0]
     return results if results else None
@@ -204,7 +170,7 @@ def _compile_fast(program: str) -> tuple[Any, frozenset[tuple[str, ...]] | None]
 
 def check_program(program: str) -> str | None:
     """Return a syntax error message for a bare program, or None when it compiles."""
-    if _PATH.match(program) or _IDENTITY.match(program):
+    if templates.is_lookup(program):
         return None
     if not program.strip():
         return "empty expression"
@@ -226,7 +192,7 @@ def check_programs(programs: list[str]) -> dict[str, str]:
     errors: dict[str, str] = {}
     batch: list[str] = []
     for program in dict.fromkeys(programs):
-        if _PATH.match(program) or _IDENTITY.match(program):
+        if templates.is_lookup(program):
             continue
         if _batchable(program):
             batch.append(program)
@@ -340,62 +306,13 @@ def _batchable(program: str) -> bool:
 
 
 def split_template(text: str) -> list[tuple[bool, str]]:
-    """Split ``text`` into (is_program, piece) parts.
-
-    A block ends at the first ``}}`` outside jq string literals and balanced braces, so
-    object constructions like ``{{ {a: {b: 1}} }}`` work. Raises ExpressionError for an
-    unterminated block.
-    """
-    parts: list[tuple[bool, str]] = []
-    pos = 0
-    while True:
-        start = text.find("{{", pos)
-        if start < 0:
-            if pos < len(text):
-                parts.append((False, text[pos:]))
-            return parts
-        if start > pos:
-            parts.append((False, text[pos:start]))
-        end = _block_end(text, start + 2)
-        if end < 0:
-            raise ExpressionError(f"unterminated '{{{{' at character {start + 1} in {text!r}")
-        parts.append((True, text[start + 2 : end]))
-        pos = end + 2
-
-
-def _block_end(text: str, i: int) -> int:
-    depth = 0
-    in_string = False
-    n = len(text)
-    while i < n:
-        ch = text[i]
-        if in_string:
-            if ch == "\\":
-                i += 2
-                continue
-            if ch == '"':
-                in_string = False
-        elif ch == '"':
-            in_string = True
-        elif ch == "{":
-            depth += 1
-        elif ch == "}":
-            if depth == 0 and text.startswith("}}", i):
-                return i
-            depth = max(depth - 1, 0)
-        i += 1
-    return -1
-
-
-def has_template(value: Any) -> bool:
-    """True when ``value`` (recursively) holds a ``{{`` block."""
-    if isinstance(value, str):
-        return "{{" in value
-    if isinstance(value, Mapping):
-        return any(has_template(v) for v in value.values())
-    if isinstance(value, list):
-        return any(has_template(v) for v in value)
-    return False
+    """Split ``text`` into (is_program, piece) parts (block ends: ``engine.format.templates``).
+    Raises ExpressionError for an unterminated block."""
+    try:
+        parts = templates.split(text)
+    except templates.UnclosedBlock as exc:
+        raise ExpressionError(f"unterminated '{{{{' at character {exc.start + 1} in {text!r}") from None
+    return [(is_program, piece) for is_program, piece, _ in parts]
 
 
 def check_template(text: str) -> str | None:

@@ -34,6 +34,8 @@ from engine.config.model import ModuleDef, PipelineDef, Pos, RetryPolicy, StepDe
 from engine.config.yamlpos import Path, PosMap, diagnostic
 from engine.durations import parse_duration
 from engine.errors import Diagnostic
+from engine.format.json_types import schema_type
+from engine.format.step_refs import find_paths
 from engine.steps.base import Registry, StepType
 
 TOP_LEVEL_KEYS = ("name", "version", "description", "imports", "modules", "pipelines",
@@ -138,7 +140,7 @@ class FileBuilder:
             return model
         if not isinstance(doc, dict):
             self.error((), f"the file must be a mapping with a 'pipelines:' section, "
-                           f"not {validate.json_type(doc)}")
+                           f"not {schema_type(doc)}")
             return model
         for key in doc:
             if key not in TOP_LEVEL_KEYS:
@@ -427,7 +429,7 @@ class FileBuilder:
              default_name: str | None = None) -> StepDef | None:
         if not isinstance(raw, dict):
             self.error(path, "a step must be a mapping with 'name', 'type' and 'config', not "
-                             f"{validate.json_type(raw)}")
+                             f"{schema_type(raw)}")
             return None
         self.unknown_keys(raw, path, STEP_KEYS, "step")
         if "name" in raw or default_name is None:
@@ -448,7 +450,7 @@ class FileBuilder:
         elif not isinstance(config, dict):
             label = f"step {name!r}" if name else "step"
             self.error(cpath, f"{label}: 'config' must be a mapping of the type's settings, "
-                              f"not {validate.json_type(config)}")
+                              f"not {schema_type(config)}")
             config, config_ok = {}, False
         step = StepDef(name=name or "", type=type_name or "", config=config,
                        pos=self.positions.at(path))
@@ -504,7 +506,7 @@ class FileBuilder:
         validate.check_strings(config, cpath, self.positions, self.out, skip=sub_keys,
                                programs=self.programs)
         for pattern in sorted(step_type.program_keys):
-            for rel, value in validate.find_paths(config, pattern):
+            for rel, value in find_paths(config, pattern):
                 if isinstance(value, str) and "{{" not in value:
                     validate.check_condition(value, (*cpath, *rel), self.positions, self.out,
                                              f"jq program in {validate.path_text(rel)}",
@@ -512,7 +514,7 @@ class FileBuilder:
         for kind, patterns in (("step", step_type.step_refs), ("module", step_type.module_refs),
                                ("pipeline", step_type.pipeline_refs)):
             for pattern in sorted(patterns):
-                for rel, value in validate.find_paths(config, pattern):
+                for rel, value in find_paths(config, pattern):
                     if not isinstance(value, str) or "{{" in value:
                         continue
                     pos = self.positions.at((*cpath, *rel))

@@ -32,7 +32,7 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,7 +40,6 @@ from engine.config import validate
 from engine.config.builder import FileBuilder, FileModel
 from engine.config.envvars import Substitutions
 from engine.config.model import Definition
-from engine.config.validate import validate_paths
 from engine.config.yamlpos import Parsed, diagnostic, parse_yaml, paused_gc
 from engine.errors import ConfigError, Diagnostic
 from engine.steps.base import Registry, default_registry
@@ -215,6 +214,21 @@ def load_sources(sources: Mapping[str, str], root: str, *, env: Mapping[str, str
     if root not in sources:
         raise ConfigError([Diagnostic(root, 1, 1, "the snapshot does not contain its root file")])
     return _Session(read, os.path.normpath, env, environment, registry).load(root, sources[root])
+
+
+def validate_paths(paths: Iterable[str], *, registry: Registry | None = None,
+                   env: Mapping[str, str] | None = None,
+                   environment: str | None = None) -> list[Diagnostic]:
+    """Load each file in ``paths``; return all errors and warnings. Never raises for bad input."""
+    found: list[Diagnostic] = []
+    for path in paths:
+        try:
+            definition = load_file(path, env=env, environment=environment, registry=registry)
+        except ConfigError as exc:
+            found.extend(exc.diagnostics)
+        else:
+            found.extend(definition.warnings)
+    return found
 
 
 class _Session:

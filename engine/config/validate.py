@@ -1,8 +1,7 @@
 """Checks that need the step and module types: config schemas, templates, jq programs, references.
 
 Every check appends positioned ``Diagnostic``s to a list instead of raising, so one pass
-reports every problem in a file. The loader calls these while it builds the model;
-``validate_paths`` is the CLI's entry point.
+reports every problem in a file. The loader calls these while it builds the model.
 
 Templates and schemas: a string holding ``{{ }}`` is only known at run time, so it is
 accepted wherever the schema expects another type (or a pattern, enum, range ...). We run
@@ -15,7 +14,7 @@ from __future__ import annotations
 import difflib
 import json
 import re
-from collections.abc import Collection, Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
 from jsonschema import Draft202012Validator
@@ -25,6 +24,8 @@ from engine import expressions
 from engine.config.model import Pos
 from engine.config.yamlpos import Path, PathKey, PosMap, diagnostic
 from engine.errors import Diagnostic, ExpressionError
+from engine.format.json_types import schema_type
+from engine.format.templates import is_template
 
 Schema = Mapping[str, Any] | bool
 _validators: dict[int, tuple[Schema, Draft202012Validator | str]] = {}
@@ -58,28 +59,6 @@ def short(value: Any, limit: int = 80) -> str:
     except (TypeError, ValueError):
         text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    if isinstance(value, dict):
-        return "object"
-    return type(value).__name__
-
-
-def is_template(value: Any) -> bool:
-    return isinstance(value, str) and "{{" in value
 
 
 # ---------------------------------------------------------------- JSON Schema
@@ -180,7 +159,7 @@ def _hidden_message(error: ValidationError, source: str | None) -> str:
     kind = error.validator
     if kind == "required":  # names the missing key only
         return _message(error)
-    typed = json_type(error.instance)
+    typed = schema_type(error.instance)
     article = "an" if typed[0] in "aeiou" else "a"
     described = (f"{source} ({article} {typed})" if source is not None
                  else f"{article} {typed} holding ${{VAR}} values")
@@ -198,7 +177,7 @@ def _message(error: ValidationError) -> str:
     if kind == "type":
         expected = error.validator_value
         wanted = " or ".join(expected) if isinstance(expected, list) else str(expected)
-        return f"expected {wanted}, got {json_type(error.instance)} {short(error.instance)}"
+        return f"expected {wanted}, got {schema_type(error.instance)} {short(error.instance)}"
     if kind == "enum":
         options = ", ".join(short(v, 40) for v in error.validator_value)
         return f"{short(error.instance)} is not one of: {options}"
@@ -301,33 +280,6 @@ def check_condition(text: str, pos_path: Path, positions: PosMap, out: list[Diag
             out.append(diagnostic(positions.at(pos_path), prefix + problem))
 
 
-def find_paths(config: Any, pattern: str) -> Iterator[tuple[tuple[PathKey, ...], Any]]:
-    """Values at a dotted config path; ``*`` matches every key of a map (or item of a list)."""
-    yield from _walk(config, pattern.split(".") if pattern else [], ())
-
-
-def _walk(value: Any, parts: list[str], at: tuple[PathKey, ...]
-          ) -> Iterator[tuple[tuple[PathKey, ...], Any]]:
-    if not parts:
-        if isinstance(value, list):
-            for i, item in enumerate(value):
-                if isinstance(item, str):
-                    yield (*at, i), item
-        elif value is not None:
-            yield at, value
-        return
-    head, rest = parts[0], parts[1:]
-    if head == "*":
-        if isinstance(value, dict):
-            for key, item in value.items():
-                yield from _walk(item, rest, (*at, key))
-        elif isinstance(value, list):
-            for i, item in enumerate(value):
-                yield from _walk(item, rest, (*at, i))
-    elif isinstance(value, dict) and head in value:
-        yield from _walk(value[head], rest, (*at, head))
-
-
 # ---------------------------------------------------------------- modules
 
 
@@ -384,23 +336,3 @@ def _set(container: Any, path: tuple[PathKey, ...], value: Any) -> None:
         container = container[part]
     container[path[-1]] = value
 
-
-# ---------------------------------------------------------------- CLI entry point
-
-
-def validate_paths(paths: Iterable[str], *, registry: Any = None,
-                   env: Mapping[str, str] | None = None,
-                   environment: str | None = None) -> list[Diagnostic]:
-    """Load each file in ``paths``; return all errors and warnings. Never raises for bad input."""
-    from engine.config.loader import load_file  # the loader imports this module
-    from engine.errors import ConfigError
-
-    found: list[Diagnostic] = []
-    for path in paths:
-        try:
-            definition = load_file(path, env=env, environment=environment, registry=registry)
-        except ConfigError as exc:
-            found.extend(exc.diagnostics)
-        else:
-            found.extend(definition.warnings)
-    return found

@@ -4,9 +4,9 @@ We read the event stream of PyYAML's C parser (fast, and each event carries its 
 and build the values in one pass, so each JSON path keeps its ``line:col``. Skipping
 PyYAML's node graph and its resolver makes this several times faster than composing.
 
-Scalars follow the YAML 1.2 core schema, as the Go engine's YAML library does: only
-``true``/``false`` are booleans (``yes``, ``no``, ``on``, ``off`` stay strings), ``010`` is
-ten, ``1:20`` is a string and dates stay strings. Mapping keys are always strings (the key's
+Scalars follow the YAML 1.2 core schema (``engine.format.yaml12``, shared with the studio):
+only ``true``/``false`` are booleans (``yes``, ``no``, ``on``, ``off`` stay strings), ``010``
+is ten, ``1:20`` is a string and dates stay strings. Mapping keys are always strings (the key's
 source text), as in JSON. Merge keys (``<<: *anchor``) are supported; duplicate keys,
 recursive aliases and tags other than the standard ones are errors.
 
@@ -20,7 +20,6 @@ is refused with an error at the alias that crossed it. Nesting is limited to ``_
 from __future__ import annotations
 
 import gc
-import math
 import re
 import threading
 import time
@@ -42,26 +41,18 @@ from yaml.events import (
 
 from engine.config.model import Pos
 from engine.errors import Diagnostic
+from engine.format import yaml12
 
 PathKey = str | int
 Path = tuple[PathKey, ...]
 
-_T = "tag:yaml.org,2002:"
+_T = yaml12.TAG
 _MAX_DEPTH = 200  # deeper nesting is never a real pipeline; it protects the recursion below
 ALIAS_BUDGET = 100_000  # values/positions/pairs aliases may produce (or 1 per 4 bytes of text)
 
-_NULL = re.compile(r"^(?:~|null|Null|NULL|)$")
-_BOOL = re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$")
-_INT = re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$")
-_FLOAT = re.compile(r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
-                    r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$")
-# The implicit resolvers by first character, in PyYAML's order (the first match wins).
+# The implicit resolvers by first character: the format's core schema, then merge keys.
 _RESOLVERS: dict[str, tuple[tuple[re.Pattern[str], str], ...]] = {}
-for _tag, _pattern, _firsts in (("null", _NULL, ["~", "n", "N", ""]),
-                                ("bool", _BOOL, list("tTfF")),
-                                ("int", _INT, list("-+0123456789")),
-                                ("float", _FLOAT, list("-+.0123456789")),
-                                ("merge", re.compile(r"^<<$"), ["<"])):
+for _tag, _pattern, _firsts in (*yaml12.IMPLICIT, ("merge", re.compile(r"^<<$"), ("<",))):
     for _first in _firsts:
         _RESOLVERS[_first] = (*_RESOLVERS.get(_first, ()), (_pattern, _T + _tag))
 
@@ -371,12 +362,12 @@ class _Builder:
             if text.lower() in ("true", "false"):
                 return text.lower() == "true"
         elif tag == _T + "int":
-            number = _parse_int(text)
+            number = yaml12.parse_int(text)
             if number is not None:
                 self.record(_RAW, path, text)
                 return number
         elif tag == _T + "float":
-            real = _parse_float(text)
+            real = yaml12.parse_float(text)
             if real is not None:
                 self.record(_RAW, path, text)
                 return real
@@ -557,27 +548,3 @@ def _copy(value: Any) -> Any:
     if isinstance(value, list):
         return [_copy(item) for item in value]
     return value
-
-
-def _parse_int(text: str) -> int | None:
-    cleaned = text.replace("_", "")
-    try:
-        if cleaned[:2] in ("0o", "0x", "0b"):
-            return int(cleaned, 0)
-        return int(cleaned, 10)
-    except ValueError:
-        return None
-
-
-def _parse_float(text: str) -> float | None:
-    lowered = text.lower()
-    if lowered in (".inf", "+.inf"):
-        return math.inf
-    if lowered == "-.inf":
-        return -math.inf
-    if lowered == ".nan":
-        return math.nan
-    try:
-        return float(text.replace("_", ""))
-    except ValueError:
-        return None

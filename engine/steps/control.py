@@ -13,7 +13,8 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from engine.errors import ExpressionError, StepError, WorkflowError
-from engine.expressions import compile_value, has_template, truthy
+from engine.expressions import compile_value, truthy
+from engine.format.templates import has_template
 from engine.steps.base import StepContext, StepResult, StepType
 from engine.steps.data import (
     RESERVED_KEYS,

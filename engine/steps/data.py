@@ -19,7 +19,8 @@ from jsonschema.exceptions import SchemaError
 
 from engine.durations import parse_duration
 from engine.errors import ExpressionError, StepError
-from engine.expressions import evaluate, type_name
+from engine.expressions import evaluate
+from engine.format.json_types import value_type as type_name
 from engine.steps.base import StepContext, StepResult, StepType
 
 RESERVED_KEYS = frozenset({"steps", "trigger", "meta", "env"})

@@ -10,8 +10,8 @@ import pytest
 import yaml
 
 from engine.config.loader import load_text
-from engine.config.validate import find_paths
 from engine.errors import ConfigError
+from engine.format.step_refs import find_paths
 from engine.steps.base import default_registry
 
 FORMAT_PAGE = Path(__file__).resolve().parents[2] / "docs" / "pipeline-format.md"

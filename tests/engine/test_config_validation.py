@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from engine.config.loader import validate_paths
 from engine.config.model import RetryPolicy
-from engine.config.validate import validate_paths
 
 try:
     from tests.engine.test_config_support import REGISTRY, errors, load, one_error

@@ -17,10 +17,10 @@ from engine.expressions import (
     compile_condition,
     compile_value,
     evaluate,
-    has_template,
     split_template,
     truthy,
 )
+from engine.format.templates import has_template
 
 VARS: dict[str, Any] = {
     "qty": 3,
