@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from engine.cli import main
-from engine.cli_service import ProgressBar
+from engine.cli.common import ProgressBar
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -16,7 +16,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from engine.cli_server import main, parse_addr, parse_size
+from engine.cli import main
+from engine.cli.serve import parse_addr, parse_size
 from engine.server.keys import KeyStore
 from engine.service.errors import InvalidInput
 from engine.store.store import Store

@@ -430,7 +430,7 @@ def add_server_commands(sub: Any) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m engine.cli_server serve|keys …``: the same as ``wfstudio serve|keys …``."""
+    """The same as ``wfstudio serve|keys …``."""
     from engine.cli import main as wfstudio
 
     return wfstudio(argv)

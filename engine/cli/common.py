@@ -20,7 +20,7 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import IO, TYPE_CHECKING, Any
 
-from engine.cli_input import parse_json, parse_json_lines, read_text
+from engine.cli.inputs import parse_json, parse_json_lines, read_text
 from engine.service.errors import InvalidInput, NotFound
 
 if TYPE_CHECKING:

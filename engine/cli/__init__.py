@@ -35,18 +35,18 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from engine import __version__
-from engine.cli_input import parse_json, read_text
-from engine.cli_server import add_server_commands
-from engine.cli_service import add_commands as add_service_commands
-from engine.cli_service import dump as _dump
-from engine.cli_service import ms as _ms
-from engine.cli_service import print_outcome
-from engine.cli_service import store_url as _store_url
-from engine.cli_service import when as _when
+from engine.cli.inputs import parse_json, read_text
+from engine.cli.serve import add_server_commands
+from engine.cli.common import add_commands as add_service_commands
+from engine.cli.common import dump as _dump
+from engine.cli.common import ms as _ms
+from engine.cli.common import print_outcome
+from engine.cli.common import store_url as _store_url
+from engine.cli.common import when as _when
 from engine.errors import ConfigError, NotFoundError, WorkflowError
 from engine.service.errors import InvalidInput
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "resources" / "workspace"
+EXAMPLES = Path(__file__).resolve().parent.parent.parent / "resources" / "workspace"
 
 
 class UsageError(Exception):
@@ -492,6 +492,3 @@ def _main(argv: Sequence[str] | None) -> int:
         print("wfstudio: interrupted", file=sys.stderr)
         return 130
 
-
-if __name__ == "__main__":
-    sys.exit(main())
