@@ -103,7 +103,7 @@ async def test_dlq_errors(service: StudioService) -> None:
     with pytest.raises(NotFound):
         await service.retry_dlq([ids["A"], "missing"])
     # locally the service says so; over HTTP the schema's enumeration refuses it first
-    with pytest.raises(InvalidInput, match="status.*'?pending'?, '?retrying'?,? '?resolved'?"):
+    with pytest.raises(InvalidInput, match=r"status.*'?pending'?, '?retrying'?,? '?resolved'?"):
         await service.list_dlq(DlqFilter(status="gone"))
     with pytest.raises(InvalidInput):
         await service.purge_dlq(-1)
