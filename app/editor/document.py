@@ -31,6 +31,7 @@ from app.editor.outline import FALLBACK_SHAPES, Outline, TypeShape, YamlPath, pa
 from app.editor.step_rules import EditError, path_text
 from app.editor.text_patch import Plan, Source, refine, shift_after_removal
 from app.editor.yaml_edit import Entry, Hunk, TreeError, TreeOp
+from engine.format import yaml12
 
 __all__ = ["EditError", "PipelineDocument", "TextEdit", "read_text", "write_atomic"]
 
@@ -240,7 +241,7 @@ class PipelineDocument(QObject):
             return yaml_edit.to_plain(yaml_edit.walk(self._tree, path))
         if self._plain_text is not self._text:
             try:
-                self._plain = yaml_edit.plain_load(self._text)
+                self._plain = yaml12.load(self._text)
             except Exception as exc:
                 raise KeyError(f"the YAML does not parse: {exc}") from exc
             self._plain_text = self._text

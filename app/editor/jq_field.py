@@ -1,10 +1,9 @@
 """A line edit for jq: syntax checking of ``{{ }}`` templates and bare programs, plus completion.
 
-The checks follow pipeline-format.md §3 (the app may not import the engine's expression
-module, so the few rules are restated here): a template's ``{{ }}`` blocks end at the first
-``}}`` outside jq strings and balanced braces; a plain dotted path with hyphens
-(``.steps.get-user.row``) is a lookup, never compiled; every program may call the
-prelude helpers ``upper``, ``lower``, ``default(x)``, ``uuid`` and ``now_iso``.
+The checks follow pipeline-format.md §3 through the rules the engine uses
+(``engine.format.templates``): where a ``{{ }}`` block ends, which programs are plain
+lookups (never compiled), and the prelude helpers every program may call. The studio
+compiles with jq itself; ``uuid`` and ``now_iso`` get constant stand-ins here.
 """
 
 from __future__ import annotations
@@ -20,21 +19,17 @@ from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import QCompleter, QLineEdit, QWidget
 
 from app.editor.outline import PipelineOutline, StepNode
+from engine.format import templates
 
 TEMPLATE = "template"  # text that may hold {{ }} blocks; plain text is fine
 PROGRAM = "program"  # a condition or program key: a {{ }} template, else a bare jq program
 
 _PRELUDE = {
-    "upper": "def upper: ascii_upcase; ",
-    "lower": "def lower: ascii_downcase; ",
-    "default": "def default(x): if . == null then x else . end; ",
+    **templates.HELPERS,
     "uuid": 'def uuid: "00000000-0000-0000-0000-000000000000"; ',
     "now_iso": 'def now_iso: "1970-01-01T00:00:00Z"; ',
 }
 _HELPER = re.compile(r"\b(" + "|".join(_PRELUDE) + r")\b")
-_PATH = re.compile(r"^\s*\.([A-Za-z_][\w-]*(?:\.[A-Za-z_][\w-]*)*)\s*$")
-_IDENTITY = re.compile(r"^\s*\.\s*$")
-_LOCATION = re.compile(r"\s*at <top-level>, line (\d+), column (\d+):?")
 # A path at the start of a jq term: ".a.b-c" but not the ".b" of "x.b" or "].b".
 _PATH_IN_PROGRAM = re.compile(r"(?<![\w\]\)\}\"$])\.([A-Za-z_][\w-]*(?:\.[A-Za-z_][\w-]*)*)")
 _TOKEN_AT_END = re.compile(r"\.(?:[A-Za-z_][\w-]*\.?)*$")
@@ -44,56 +39,10 @@ META_KEYS = (".meta.execution_id", ".meta.pipeline", ".meta.started_at", ".meta.
              ".meta.replay_of")
 
 
-class TemplateSyntaxError(ValueError):
-    pass
-
-
-def split_template(text: str) -> list[tuple[bool, str, int]]:
-    """(is_program, piece, offset) parts of ``text``; raises for an unterminated ``{{``."""
-    parts: list[tuple[bool, str, int]] = []
-    pos = 0
-    while True:
-        start = text.find("{{", pos)
-        if start < 0:
-            if pos < len(text):
-                parts.append((False, text[pos:], pos))
-            return parts
-        if start > pos:
-            parts.append((False, text[pos:start], pos))
-        end = _block_end(text, start + 2)
-        if end < 0:
-            raise TemplateSyntaxError(f"'{{{{' at character {start + 1} is never closed with '}}}}'")
-        parts.append((True, text[start + 2 : end], start + 2))
-        pos = end + 2
-
-
-def _block_end(text: str, i: int) -> int:
-    depth = 0
-    in_string = False
-    while i < len(text):
-        ch = text[i]
-        if in_string:
-            if ch == "\\":
-                i += 2
-                continue
-            if ch == '"':
-                in_string = False
-        elif ch == '"':
-            in_string = True
-        elif ch == "{":
-            depth += 1
-        elif ch == "}":
-            if depth == 0 and text.startswith("}}", i):
-                return i
-            depth = max(depth - 1, 0)
-        i += 1
-    return -1
-
-
 @lru_cache(maxsize=2048)
 def check_program(program: str) -> str | None:
     """A syntax error message for a bare jq program, or None when it compiles."""
-    if _PATH.match(program) or _IDENTITY.match(program):
+    if templates.is_lookup(program):
         return None
     if not program.strip():
         return "empty expression"
@@ -101,17 +50,8 @@ def check_program(program: str) -> str | None:
     try:
         jq.compile(prelude + program)
     except ValueError as exc:
-        return _message(str(exc), len(prelude))
+        return templates.jq_message(str(exc), len(prelude))
     return None
-
-
-def _message(text: str, prefix_len: int) -> str:
-    first = text.strip().splitlines()[0] if text.strip() else "invalid program"
-    first = first.removeprefix("jq: error: ")
-    match = _LOCATION.search(first)
-    if match and match.group(1) == "1":
-        first = first[: match.start()] + f" at column {max(int(match.group(2)) - prefix_len, 1)}"
-    return first
 
 
 def check_text(text: str, mode: str = TEMPLATE) -> str | None:
@@ -122,8 +62,8 @@ def check_text(text: str, mode: str = TEMPLATE) -> str | None:
     if "{{" not in text:
         return None
     try:
-        parts = split_template(text)
-    except TemplateSyntaxError as exc:
+        parts = templates.split(text)
+    except templates.UnclosedBlock as exc:
         return str(exc)
     for is_program, piece, _ in parts:
         if is_program:
@@ -143,8 +83,8 @@ def paths_in(value: Any) -> Iterable[str]:
             yield from paths_in(item)
     elif isinstance(value, str) and "{{" in value:
         try:
-            parts = split_template(value)
-        except TemplateSyntaxError:
+            parts = templates.split(value)
+        except templates.UnclosedBlock:
             return
         for is_program, piece, _ in parts:
             if is_program:

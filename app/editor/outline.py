@@ -21,6 +21,7 @@ from typing import Any
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from engine.format import step_refs, yaml12
 from engine.service.models import StepTypeInfo
 
 YamlPath = tuple[str | int, ...]
@@ -261,26 +262,11 @@ def scope_names(p: PipelineOutline, node: StepNode) -> dict[str, str]:
     return scope
 
 
-def ref_values(config: Any, pattern: str) -> Iterator[tuple[tuple[str, ...], str, Any]]:
-    """The values at a dotted ``step_refs`` pattern of a step's config: (path below config,
-    edge label, value). ``*`` matches every key of a map and labels the edge with it; a
-    plain path is labelled with its first key (``default``, ``merge_step``)."""
-    yield from _walk(config, pattern.split("."), (), "")
-
-
-def _walk(value: Any, parts: list[str], path: tuple[str, ...],
-          label: str) -> Iterator[tuple[tuple[str, ...], str, Any]]:
-    if not parts:
-        yield path, label, value
-        return
-    head, rest = parts[0], parts[1:]
-    if not isinstance(value, dict):
-        return
-    if head == "*":
-        for key, item in value.items():
-            yield from _walk(item, rest, (*path, str(key)), str(key))
-    elif head in value:
-        yield from _walk(value[head], rest, (*path, head), label or head)
+def ref_values(config: Any, pattern: str) -> Iterator[tuple[tuple[str | int, ...], str, Any]]:
+    """The values at a dotted ``step_refs`` pattern of a step's config, read as the engine
+    reads them: (path below config, edge label, value); see ``engine.format.step_refs``."""
+    for path, value in step_refs.find_paths(config, pattern):
+        yield path, step_refs.label(pattern, path), value
 
 
 def _pairs(node: MappingNode) -> dict[str, Node]:
@@ -303,9 +289,10 @@ def _unique(step_id: str, nodes: Mapping[str, StepNode]) -> str:
 
 
 def _plain(node: Node) -> Any:
-    """Node -> plain data, scalars kept as their source text except obvious numbers/bools."""
+    """Node -> plain data as the engine reads it (mapping keys are their source text)."""
     if isinstance(node, MappingNode):
-        return {str(_plain(k)): _plain(v) for k, v in node.value}
+        return {str(k.value) if isinstance(k, ScalarNode) else str(_plain(k)): _plain(v)
+                for k, v in node.value}
     if isinstance(node, SequenceNode):
         return [_plain(v) for v in node.value]
     if isinstance(node, ScalarNode):
@@ -314,20 +301,5 @@ def _plain(node: Node) -> Any:
 
 
 def _scalar(node: ScalarNode) -> Any:
-    text = node.value
-    if node.style:  # quoted or block scalars are strings
-        return text
-    if text in ("true", "false"):
-        return text == "true"
-    if text in ("null", "~", ""):
-        return None
-    if text[0] not in "0123456789-+.":  # most scalars are names: skip the failing conversions
-        return text
-    try:
-        return int(text)
-    except ValueError:
-        pass
-    try:
-        return float(text)
-    except ValueError:
-        return text
+    # Quoted and block scalars are strings; plain ones follow the engine's YAML 1.2 rules.
+    return node.value if node.style else yaml12.plain_value(node.value)

@@ -13,6 +13,7 @@ from ruamel.yaml.comments import CommentedMap
 
 from app.editor import yaml_edit
 from app.editor.outline import PipelineOutline, StepNode, TypeShape, YamlPath, scope_names
+from engine.format.step_refs import find_paths
 
 
 class EditError(Exception):
@@ -84,7 +85,7 @@ def reference_changes(tree: CommentedMap, shapes: Mapping[str, TypeShape], pipel
             continue
         config = yaml_edit.get(tree, (*node.path, "config"))
         for pattern in sorted(shape.step_refs):
-            for rel, value in _find_paths(config, pattern.split(".")):
+            for rel, value in find_paths(config, pattern):
                 if value == old:
                     changes[(*node.path, "config", *rel)] = new
     pattern = re.compile(r"(\.steps\.)" + re.escape(old) + r"(?![\w-])|(\.steps\[\s*)([\"'])"
@@ -126,25 +127,3 @@ def _strings(value: Any, at: YamlPath) -> Iterator[tuple[YamlPath, str]]:
             yield from _strings(item, (*at, i))
     elif isinstance(value, str):
         yield at, value
-
-
-def _find_paths(value: Any, parts: list[str], at: YamlPath = ()) -> Iterator[tuple[YamlPath, Any]]:
-    """Values at a dotted step_refs pattern (``*`` = every key or item), like the engine reads them."""
-    if not parts:
-        if isinstance(value, list):
-            for i, item in enumerate(value):
-                if isinstance(item, str):
-                    yield (*at, i), item
-        elif value is not None:
-            yield at, value
-        return
-    head, rest = parts[0], parts[1:]
-    if head == "*":
-        if isinstance(value, dict):
-            for key, item in value.items():
-                yield from _find_paths(item, rest, (*at, key))
-        elif isinstance(value, list):
-            for i, item in enumerate(value):
-                yield from _find_paths(item, rest, (*at, i))
-    elif isinstance(value, dict) and head in value:
-        yield from _find_paths(value[head], rest, (*at, head))

@@ -7,7 +7,7 @@ that rendering in the text and splices the new rendering in its place. A renderi
 not found verbatim (the file does not round-trip there) falls back to a full dump whose
 changes are mapped back onto the text line by line, so untouched lines stay as they were.
 
-Scalars follow the YAML 1.2 core schema, as the engine reads them.
+Scalars follow the YAML 1.2 core schema, as the engine reads them (``engine.format.yaml12``).
 """
 
 from __future__ import annotations
@@ -31,6 +31,8 @@ from ruamel.yaml.scalarstring import (
     ScalarString,
     SingleQuotedScalarString,
 )
+
+from engine.format import yaml12
 
 YamlPath = tuple[str | int, ...]
 Container = CommentedMap | CommentedSeq
@@ -177,7 +179,7 @@ def _needs_quotes(text: str) -> bool:
         return True
     # Ask a YAML 1.2 loader whether the plain form reads back as the same string.
     try:
-        back = yaml.load(f"v: {text}", Loader=Yaml12Loader)
+        back = yaml12.load(f"v: {text}")
     except yaml.YAMLError:
         return True
     return not (isinstance(back, dict) and back.get("v") == text)
@@ -194,44 +196,6 @@ def new_step_node(step: dict[str, Any]) -> CommentedMap:
 
 def clone(node: Any) -> Any:
     return copy.deepcopy(node)
-
-
-# ---------------------------------------------------------------- YAML 1.2 plain loading
-
-_T = "tag:yaml.org,2002:"
-
-
-class Yaml12Loader(yaml.CSafeLoader):
-    """PyYAML's C loader with YAML 1.2 core-schema scalars (like the engine and ruamel)."""
-
-    yaml_implicit_resolvers: dict[Any, Any] = {}
-
-
-Yaml12Loader.add_implicit_resolver(_T + "null", re.compile(r"^(?:~|null|Null|NULL|)$"),
-                                   ["~", "n", "N", ""])
-Yaml12Loader.add_implicit_resolver(_T + "bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
-                                   list("tTfF"))
-Yaml12Loader.add_implicit_resolver(_T + "int", re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$"),
-                                   list("-+0123456789"))
-Yaml12Loader.add_implicit_resolver(
-    _T + "float",
-    re.compile(r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
-               r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"),
-    list("-+.0123456789"))
-
-
-def _int12(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int:
-    text = str(loader.construct_scalar(node)).replace("_", "")
-    if text.startswith(("0o", "0x")):
-        return int(text, 0)
-    return int(text)
-
-
-Yaml12Loader.add_constructor(_T + "int", _int12)
-
-
-def plain_load(text: str) -> Any:
-    return yaml.load(text, Loader=Yaml12Loader)
 
 
 # ---------------------------------------------------------------- tree navigation

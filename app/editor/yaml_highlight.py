@@ -12,14 +12,13 @@ import re
 from PySide6.QtGui import QColor, QFont, QSyntaxHighlighter, QTextCharFormat, QTextDocument
 
 from app import theme
+from engine.format import yaml12
 
 _KEY_PLAIN = re.compile(r"[^\s#'\"{}\[\],&*!|>%@`-][^#{}\[\],]*?(?=\s*:(?:\s|$))|-[^\s#{}\[\],:][^#{}\[\],]*?"
                         r"(?=\s*:(?:\s|$))")
 _KEY_FLOW = re.compile(r"[^\s#'\"{}\[\],&*!|>%@`][^#{}\[\],:]*?(?=\s*:(?:[\s,}\]]|$))")
 _PLAIN_BLOCK = re.compile(r"[^#]*?(?=\s+#|\s*$)")
 _PLAIN_FLOW = re.compile(r"[^,{}\[\]#]*?(?=\s*[,{}\[\]]|\s+#|\s*$)")
-_LITERAL = re.compile(r"^(?:true|false|True|False|TRUE|FALSE|null|Null|NULL|~|[-+]?(?:\d[\d_]*)(?:\.\d*)?"
-                      r"(?:[eE][-+]?\d+)?|0x[0-9a-fA-F]+|0o[0-7]+|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$")
 _JQ = re.compile(r"\{\{.*?(?:\}\}|$)")
 _BLOCK_SCALAR = re.compile(r"[|>][-+0-9]*\s*(?:#.*)?$")
 _DQ = re.compile(r'"(?:[^"\\]|\\.)*(?:"|$)')
@@ -153,7 +152,7 @@ class YamlHighlighter(QSyntaxHighlighter):
             plain = (_PLAIN_FLOW if depth else _PLAIN_BLOCK).match(text, i)
             end = plain.end() if plain is not None and plain.end() > i else i + 1
             word = text[i:end]
-            if _LITERAL.match(word):
+            if yaml12.resolve(word) != "str":  # null, bool or number, as the engine reads it
                 self._set(i, end - i, "literal")
             else:
                 self._jq(i, text[:end])

@@ -18,6 +18,7 @@ from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QTreeView, QWidget
 
 from app import theme
+from engine.format.json_types import value_type
 
 PAGE: Final = 200  # children created per page
 PREVIEW: Final = 160  # characters of a value shown in the tree
@@ -68,22 +69,6 @@ class Node:
 
     def remaining(self) -> int:
         return self.size() - self.loaded()
-
-
-def type_name(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int | float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, dict):
-        return "object"
-    if isinstance(value, list | tuple):
-        return "array"
-    return type(value).__name__
 
 
 def preview(value: Any, budget: int = PREVIEW) -> str:
@@ -378,7 +363,7 @@ class JsonTreeModel(QAbstractItemModel):
 
 
 def _type_label(value: Any) -> str:
-    name = type_name(value)
+    name = value_type(value)
     if isinstance(value, dict):
         return f"object ({len(value):,})"
     if isinstance(value, list | tuple):

@@ -141,3 +141,26 @@ def test_ref_slots_and_new_steps_from_the_catalog():
     assert (("then",), "then", None) in found  # not set yet: offered for wiring
     step = TypeCatalog().new_step("step.http_call", ["x"])
     assert step == {"name": "http-call", "type": "step.http_call"}
+
+
+def test_the_outline_reads_values_and_references_as_the_engine_does():
+    # YAML 1.2 scalars, keys as their text and list-valued references: one rule for both sides.
+    from engine.config.yamlpos import parse_yaml
+
+    text = ("pipelines:\n  p:\n    trigger: {type: manual, ok: TRUE, n: 0x1F, big: 1_000, off: .inf}\n"
+            "    steps:\n"
+            "      - {name: route, type: step.conditional,\n"
+            "         config: {routes: {a: [one, two], true: one}, default: NULL}}\n"
+            "      - {name: one, type: step.set, config: {values: {x: 010, y: 1:20, z: +.5}}}\n"
+            "      - {name: two, type: step.set, config: {}}\n")
+    engine = parse_yaml(text, "p.yaml")
+    assert not engine.diagnostics
+    want = engine.value["pipelines"]["p"]
+    p = parse_outline(text, FALLBACK_SHAPES).pipelines["p"]
+    assert p.trigger == want["trigger"]
+    assert [n.value for n in p.steps] == want["steps"]
+    routes = sorted((e.label, p.nodes[e.target].name) for e in p.edges if e.kind == "route")
+    assert routes == [("a", "one"), ("a", "two"), ("true", "one")]
+    slots = ref_slots(p.nodes["route"], FALLBACK_SHAPES["step.conditional"].step_refs)
+    assert [(s.config_path, s.value) for s in slots][:3] == [
+        (("routes", "a", 0), "one"), (("routes", "a", 1), "two"), (("routes", "true"), "one")]

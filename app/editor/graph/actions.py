@@ -173,7 +173,7 @@ class GraphActions:
         target = p.nodes[target_id].name if p is not None and target_id in p.nodes else target_id
         for slot in slots:
             now = f" (now {slot.value})" if slot.value is not None else ""
-            act = menu.addAction(f"{'.'.join(slot.config_path)} → {target}{now}")
+            act = menu.addAction(f"{'.'.join(map(str, slot.config_path))} → {target}{now}")
             act.triggered.connect(partial(self.pane.rewire, source_id, slot.label, target_id))
         return menu
 
@@ -203,7 +203,7 @@ class GraphActions:
         if not slots or len(scope) > MAX_MENU_TARGETS:
             return
         for slot in slots:
-            sub = menu.addMenu(f"Route {'.'.join(slot.config_path)} to")
+            sub = menu.addMenu(f"Route {'.'.join(map(str, slot.config_path))} to")
             sub.setEnabled(enabled)
             for target_id in scope:
                 target = p.nodes[target_id]

@@ -21,7 +21,7 @@ GENERIC = "generic"
 class RefSlot:
     """One config value naming a step: where it is, how the edge is labelled, what it says now."""
 
-    config_path: tuple[str, ...]  # below the step's ``config``
+    config_path: tuple[str | int, ...]  # below the step's ``config``
     label: str
     value: Any  # None: not set yet
 
