@@ -70,6 +70,22 @@ def spawn(coro: Coroutine[Any, Any, Any], *, what: str = "The operation",
     return task
 
 
+async def settle(timeout: float = 10.0) -> None:
+    """Let the tasks the studio was asked for finish (cancelling what outlasts ``timeout``),
+    then stop the live streams: the studio is closing and its service closes next."""
+    if _tasks:
+        _, late = await asyncio.wait(set(_tasks), timeout=timeout)
+        for task in late:
+            task.cancel()
+        if late:
+            await asyncio.wait(late)
+    streams = set(_background)
+    for task in streams:
+        task.cancel()
+    if streams:
+        await asyncio.wait(streams)
+
+
 def pending() -> int:
     """Tasks started by :func:`spawn` that have not finished (tests wait for zero)."""
     return len(_tasks)

@@ -12,9 +12,14 @@ import asyncio
 import gc
 import json
 import os
+import signal
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from PySide6.QtWidgets import QApplication, QWidget
 
 _STARTED = time.perf_counter()
 
@@ -43,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     from pyqtgraph.util.garbage_collector import GarbageCollector
     from PySide6.QtWidgets import QApplication
 
-    from app import theme
+    from app import asyncqt, theme
     from app.settings import Settings
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
@@ -107,14 +112,48 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(figures))
         window.close()
 
-    loop.create_task(connect())
+    _quit_on_interrupt(window, app)
+    starting = loop.create_task(connect())
     if args.startup_probe:
         loop.create_task(probe())
     loop.run_forever()  # until the last window closes and Qt quits
+    # Closed while starting (Ctrl-C, or the window closed at once) or busy: let the start-up
+    # and what the studio was asked for finish before the service is closed under them.
+    loop.run_until_complete(starting)
+    loop.run_until_complete(asyncqt.settle())
     loop.run_until_complete(connections.close())
+    # Destroy the window while the loop still runs: its panes cancel their live tasks from
+    # `destroyed`, which needs a loop that can take the cancellations.
+    import shiboken6
+
+    shiboken6.delete(window)
+    loop.run_until_complete(asyncio.sleep(0))
     collector.timer.stop()
     loop.close()  # joins the loop's worker threads before Qt objects are torn down
     return 0
+
+
+def _quit_on_interrupt(window: QWidget, app: QApplication) -> None:
+    """Ctrl-C in the terminal closes the window as its close button would (unsaved edits
+    are asked about); a second Ctrl-C quits at once. Without this, Python raises
+    KeyboardInterrupt inside whichever Qt callback runs next and the studio stays open."""
+    from PySide6.QtCore import QTimer
+
+    interrupts = 0
+
+    def interrupted(_signum: int, _frame: object) -> None:
+        nonlocal interrupts
+        interrupts += 1
+        # Qt is not re-entered from a signal handler: the close runs on the next loop turn.
+        QTimer.singleShot(0, window.close if interrupts == 1 else app.quit)
+
+    signal.signal(signal.SIGINT, interrupted)
+    signal.signal(signal.SIGTERM, interrupted)
+    # Python runs signal handlers only between bytecodes: a light timer keeps that prompt
+    # while Qt waits in C for events.
+    wake = QTimer(window)
+    wake.timeout.connect(lambda: None)
+    wake.start(250)
 
 
 def _example_environment() -> None:
