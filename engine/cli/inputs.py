@@ -152,3 +152,11 @@ def parse_json_lines(text: str, option: str, expect: Expect = "any") -> list[Any
     """One JSON value per non-blank line; errors name the line."""
     return [parse_json(text, option, expect, line=number)
             for number, text in enumerate(text.splitlines(), 1) if text.strip()]
+
+
+def parse_patch(text: str | None, option: str = "--patch") -> list[dict[str, Any]] | None:
+    if text is None:
+        return None
+    patch: list[dict[str, Any]] = parse_json(text, option, "patch")
+    return patch
+

@@ -1,14 +1,10 @@
-"""``wfstudio serve`` (the hosted server) and ``wfstudio keys`` (its API keys).
-
-``add_server_commands(subparsers)`` adds both verbs to the CLI's parser.
-"""
+"""``wfstudio serve``: the hosted server, in one process or ``--workers N``."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import re
@@ -19,6 +15,9 @@ import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
+from engine.cli.common import store_url
+from engine.cli.keys import FIRST_KEY
+from engine.cli.parser import STORE_HELP
 from engine.service.errors import InvalidInput
 
 if TYPE_CHECKING:
@@ -26,13 +25,6 @@ if TYPE_CHECKING:
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 STOP_GRACE = 30.0  # seconds a worker may take to stop before its supervisor kills it
-STORE_HELP = "event store URL (default: $WFSTUDIO_STORE or the SQLite file in your data dir)"
-FIRST_KEY = "wfstudio keys create --name admin --scope admin"
-
-
-def _store_url(args: argparse.Namespace) -> str | None:
-    url: str | None = args.store or os.environ.get("WFSTUDIO_STORE")
-    return url
 
 
 def parse_addr(text: str) -> tuple[str, int]:
@@ -61,7 +53,7 @@ def parse_size(text: str, option: str = "--max-body") -> int:
     return size
 
 
-# ---------------------------------------------------------------- serve
+# ---------------------------------------------------------------- one server process
 
 
 async def _serve(args: argparse.Namespace, stop: _Stop) -> int:
@@ -74,7 +66,7 @@ async def _serve(args: argparse.Namespace, stop: _Stop) -> int:
     from engine.service.naming import ServerNames
 
     host, port = parse_addr(args.addr)
-    url = _store_url(args)
+    url = store_url(args)
     worker = args.listen_fd is not None  # one of several processes started by _supervise
     first = args.worker_number in (None, 0)  # the one that warns about a store without keys
     from engine.config.envvars import allowed_env
@@ -168,6 +160,43 @@ async def _watch_parent(server: uvicorn.Server, supervisor: int) -> None:
             server.should_exit = True
             return
         await asyncio.sleep(0.5)
+
+
+def _event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's loop where it is installed: about a fifth less CPU per request."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+    return factory
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(name)s: %(message)s")
+    logging.getLogger("wfstudio").setLevel(logging.INFO)
+    if args.workers < 1:
+        raise InvalidInput("--workers must be at least 1")
+    parse_size(args.max_body)  # said once, before any worker starts
+    from engine.config.envvars import check_allow_pattern
+
+    try:
+        args.allow_env = [check_allow_pattern(name) for name in args.allow_env or []]
+    except ValueError as exc:
+        raise InvalidInput(str(exc)) from None
+    if args.workers > 1 and args.listen_fd is None:
+        return _supervise(args)
+    stop = _Stop()
+    previous = {sig: signal.signal(sig, stop) for sig in STOP_SIGNALS}
+    try:
+        with asyncio.Runner(loop_factory=_event_loop_factory()) as runner:
+            return runner.run(_serve(args, stop))
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+# ---------------------------------------------------------------- --workers N
 
 
 def _worker_argv(args: argparse.Namespace, fd: int, number: int) -> list[str]:
@@ -269,7 +298,7 @@ def _announce(args: argparse.Namespace, host: str, port: int, workers: list[Any]
     from sqlalchemy import make_url
     from sqlalchemy.exc import ArgumentError
 
-    url = _store_url(args)
+    url = store_url(args)
     try:
         shown = make_url(url).render_as_string(hide_password=True) if url else "the default store"
     except ArgumentError:  # the workers say what is wrong with it
@@ -283,103 +312,8 @@ def _announce(args: argparse.Namespace, host: str, port: int, workers: list[Any]
               "them across processes", file=sys.stderr)
 
 
-def _event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
-    """uvloop's loop where it is installed: about a fifth less CPU per request."""
-    try:
-        import uvloop
-    except ImportError:
-        return None
-    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
-    return factory
-
-
-def cmd_serve(args: argparse.Namespace) -> int:
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(name)s: %(message)s")
-    logging.getLogger("wfstudio").setLevel(logging.INFO)
-    if args.workers < 1:
-        raise InvalidInput("--workers must be at least 1")
-    parse_size(args.max_body)  # said once, before any worker starts
-    from engine.config.envvars import check_allow_pattern
-
-    try:
-        args.allow_env = [check_allow_pattern(name) for name in args.allow_env or []]
-    except ValueError as exc:
-        raise InvalidInput(str(exc)) from None
-    if args.workers > 1 and args.listen_fd is None:
-        return _supervise(args)
-    stop = _Stop()
-    previous = {sig: signal.signal(sig, stop) for sig in STOP_SIGNALS}
-    try:
-        with asyncio.Runner(loop_factory=_event_loop_factory()) as runner:
-            return runner.run(_serve(args, stop))
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-
-
-# ---------------------------------------------------------------- keys
-
-
-def _when(ts: float | None) -> str:
-    return time.strftime("%Y-%m-%d %H:%M", time.localtime(ts)) if ts else "never"
-
-
-def _describe(key: Any) -> str:
-    state = "active" if key.active else "revoked"
-    if key.active and key.expired():
-        state = "expired"
-    return (f"{key.id}  {key.prefix}  {key.name!r}  tenant {key.tenant}  "
-            f"scopes {','.join(key.scopes)}  expires {_when(key.expires)}  "
-            f"last used {_when(key.last_used)}  {state}")
-
-
-def cmd_keys(args: argparse.Namespace) -> int:
-    from engine.durations import parse_duration
-    from engine.server.keys import KeyStore
-    from engine.store.store import Store
-
-    store = Store.open(_store_url(args))
-    try:
-        keys = KeyStore(store)
-        if args.keys_action == "create":
-            expires = None
-            if args.expires:
-                try:
-                    expires = time.time() + parse_duration(args.expires)
-                except ValueError as exc:
-                    raise InvalidInput(f"--expires: {exc}") from None
-            key, secret = keys.create(args.name, args.tenant, args.scope or ["read"], expires)
-            if args.json:
-                print(json.dumps({"key": key.model_dump(), "secret": secret}, indent=2))
-            else:
-                print(f"created {_describe(key)}")
-                print("secret (shown this once; it is stored only as a hash):")
-                print(secret)
-        elif args.keys_action == "list":
-            listed = keys.list(args.tenant)
-            if args.json:
-                print(json.dumps([k.model_dump() for k in listed], indent=2))
-            elif not listed:
-                print(f"no API keys; create one with `{FIRST_KEY}`")
-            else:
-                for key in listed:
-                    print(_describe(key))
-        else:
-            key_id = args.id.removeprefix("wfs_").split("_", 1)[0]  # an id, prefix or secret
-            revoked = keys.revoke(key_id)
-            print(f"revoked {revoked.id} ({revoked.name!r}, tenant {revoked.tenant})")
-        return 0
-    finally:
-        store.close()
-
-
-# ---------------------------------------------------------------- wiring
-
-
-def add_server_commands(sub: Any) -> None:
-    """Add ``serve`` and ``keys`` to the CLI's subparsers."""
-    from engine.server.keys import SCOPES
-
+def add_commands(sub: Any) -> None:
+    """Add ``serve``."""
     p = sub.add_parser("serve", help="run the hosted server (HTTP API, live events, http triggers)")
     p.add_argument("files", nargs="*", metavar="FILE", help="pipeline files to serve")
     p.add_argument("--addr", default="127.0.0.1:8080", help="host:port (default 127.0.0.1:8080)")
@@ -408,33 +342,3 @@ def add_server_commands(sub: Any) -> None:
     p.add_argument("--worker-number", type=int, help=argparse.SUPPRESS)
     p.add_argument("--supervisor-pid", type=int, help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_serve)
-
-    p = sub.add_parser("keys", help="manage the hosted server's API keys")
-    actions = p.add_subparsers(dest="keys_action", metavar="ACTION", required=True)
-    create = actions.add_parser("create", help="create a key and print its secret once")
-    create.add_argument("--name", required=True, help="who or what uses the key")
-    create.add_argument("--tenant", default="default", help="the tenant it belongs to "
-                        "(default: default)")
-    create.add_argument("--scope", action="append", choices=SCOPES,
-                        help="read, run, debug, admin (implies the first three) or deploy "
-                             "(repeatable; default read)")
-    create.add_argument("--expires", help="lifetime, e.g. 30d or 12h (default: never)")
-    listing = actions.add_parser("list", help="list keys (never their secrets)")
-    listing.add_argument("--tenant", help="only this tenant's keys")
-    revoke = actions.add_parser("revoke", help="revoke a key")
-    revoke.add_argument("id", help="the key's id (or its wfs_<id> prefix)")
-    for action in (create, listing, revoke):
-        action.add_argument("--store", help=STORE_HELP)
-        action.add_argument("--json", action="store_true", help="print JSON")
-        action.set_defaults(func=cmd_keys)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """The same as ``wfstudio serve|keys …``."""
-    from engine.cli import main as wfstudio
-
-    return wfstudio(argv)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

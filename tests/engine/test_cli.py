@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.cli import _walk, build_parser, main
+from engine.cli import build_parser, main
+from engine.cli.parser import walk
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKSPACE = ROOT / "resources" / "workspace"
@@ -158,7 +159,7 @@ def test_console_script_never_prints_a_traceback(tmp_path: Path) -> None:
 
 
 def _parsers() -> list[argparse.ArgumentParser]:
-    return list(_walk(build_parser()))
+    return list(walk(build_parser()))
 
 
 def test_every_command_and_option_says_what_it_is_for() -> None:
