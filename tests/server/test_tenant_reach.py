@@ -22,7 +22,7 @@ import httpx
 import pytest
 from sqlalchemy import make_url
 
-from engine.cli_server import main as cli_main
+from engine.cli import main as cli_main
 from engine.config.envvars import allowed_env
 from engine.server import KeyStore, create_app
 from engine.service.local import LocalService
