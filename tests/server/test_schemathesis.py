@@ -66,7 +66,9 @@ def _run(url: str, secret: str, config: Path, *selection: str) -> subprocess.Com
                "--checks", "all", "--seed", str(SEED), "--max-examples", str(EXAMPLES),
                "--workers", "1", "--request-timeout", "60", "--suppress-health-check", "all",
                "--no-color", *selection]
-    return subprocess.run(command, capture_output=True, text=True, timeout=1200, check=False)
+    # in the config's folder: schemathesis keeps its example database in the working directory
+    return subprocess.run(command, capture_output=True, text=True, timeout=1200, check=False,
+                          cwd=config.parent)
 
 
 @pytest.fixture
