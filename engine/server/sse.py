@@ -22,6 +22,7 @@ from engine.server.recent import Key, RecentEvents
 from engine.service.errors import InvalidInput, ServiceError, Unavailable
 from engine.service.local import LocalService
 from engine.service.models import Event
+from engine.store import codec
 from engine.store.records import EventRecord
 
 log = logging.getLogger("wfstudio.server")
@@ -40,7 +41,8 @@ def parse_event_id(text: str) -> Key:
 
 
 def encode(event: Event) -> bytes:
-    data = orjson.dumps(event.model_dump(), default=str)
+    # the store's encoder: it never raises (integers beyond 64 bits, say, that orjson refuses)
+    data = codec.dumps(event.model_dump()).encode()
     return (f"id: {event.execution_id}:{event.seq}\nevent: {event.type}\n".encode()
             + b"data: " + data + b"\n\n")
 

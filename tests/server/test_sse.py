@@ -5,6 +5,7 @@ stream of all executions and its resume."""
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 import httpx
@@ -167,3 +168,13 @@ async def test_a_client_that_goes_away_is_unsubscribed(http: httpx.AsyncClient, 
     resumed = await http.post(f"{API}/debug/paused/{eid}/resume", headers=auth(secrets["debug"]),
                               json={"action": "abort"})
     assert resumed.status_code == 204
+
+
+async def test_a_stream_carries_integers_beyond_64_bits(http: httpx.AsyncClient, live: Live) -> None:
+    key = auth(live[1]["read"])
+    eid = await start(http, auth(live[1]["run"]), "order", {"qty": 2, "big": 2**70})
+    async with http.stream("GET", f"{API}/executions/{eid}/stream", headers=key) as response:
+        messages = await SseReader(response).events()
+    assert messages and messages[-1]["event"] == "execution.completed"
+    assert [m["data"] for m in messages] == await stored(http, key, eid)
+    assert any(str(2**70) in json.dumps(m["data"]) for m in messages)  # exactly, not a float
