@@ -230,7 +230,19 @@ class Engine:
                                               **kwargs))  # type: ignore[arg-type]
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+        # The parent records the child's id next: the child's start goes to the recorder
+        # first, so no commit can hold the id without the child.
+        await self.started(child_id, task)
         return {"id": child_id, "status": "running", "output": None, "error": None}
+
+    async def started(self, execution_id: str, task: asyncio.Future[Any]) -> None:
+        """Return once ``execution_id`` (run by ``task``) has handed its start event to the
+        recorder, or ``task`` has ended; events reach the store in the order handed over."""
+        while not task.done():
+            entry = self.running.get(execution_id)
+            if entry is not None and entry[0].seq > 0:
+                return
+            await asyncio.sleep(0)
 
     def send_to_dlq(self, run: ExecutionRun, step: str | None, payload: Any, error: str,
                     error_type: str) -> str:

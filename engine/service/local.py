@@ -471,11 +471,7 @@ class LocalService:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-        while not task.done():  # until its start event is handed to the recorder
-            entry = engine.running.get(execution_id)
-            if entry is not None and entry[0].seq > 0:
-                break
-            await asyncio.sleep(0)
+        await engine.started(execution_id, task)
         if task.done() and (task.cancelled() or task.exception() is not None):
             task.result()  # it never started: say why instead of acknowledging it
         # Acknowledged means recorded: a process killed after this answer keeps the run
