@@ -9,6 +9,11 @@
    chunks is counted as it arrives and refused when it passes the cap, keeping nothing.
    Operations that start a run with an input the caller sends (a run, a replay and its
    plan) are capped at ``max_input``; every other one at ``max_body``.
+4. The JSON: a body sent as JSON (or without a content type: every API body is JSON) must
+   follow the engine's one rule for JSON input (``engine.json_input``: strict, exact
+   integers, at most 200 levels, no lone surrogates), else 422 naming the position and the
+   rule. FastAPI's own parser would turn deep nesting into a bare 400 and let NaN, lone
+   surrogates and 1,000-level values through to the run (and on to a RecursionError).
 
 The body read here is handed on to the app as it came, so FastAPI parses it once. The
 endpoints still depend on ``require(scope)``: the same check, answered from the key cache.
@@ -27,6 +32,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Match, Route, get_route_path
 from starlette.types import Message, Receive, Scope, Send
 
+from engine import json_input
 from engine.server.auth import UNAUTHORIZED, authenticate, presented_secret
 from engine.server.errors import error_response
 from engine.server.keys import KeyStore
@@ -122,6 +128,15 @@ class ApiGate:
         if body is None:
             await self._too_large(scope, receive, send, limit, what)
             return None
+        if body and _is_json(headers.get("content-type")):
+            try:
+                json_input.loads(body)
+            except json_input.JsonInputError as exc:
+                response = error_response(422, "invalid_input",
+                                          f"the request body: {exc}",
+                                          {"rule": exc.rule, "position": exc.position})
+                await response(scope, receive, send)
+                return None
         return _replay(body, receive)
 
     def _match(self, scope: Scope) -> tuple[_Operation | None, list[str]]:
@@ -172,6 +187,14 @@ class ApiGate:
         response = error_response(413, "too_large", f"the request body is larger than {what} "
                                   f"may be on this server: {limit} bytes", details={"limit": limit})
         await response(scope, receive, send)
+
+
+def _is_json(content_type: str | None) -> bool:
+    """Whether FastAPI reads the body as JSON (no content type, or a JSON media type)."""
+    if not content_type:
+        return True
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
 
 
 async def _no_endpoint(_request: object) -> Response:

@@ -13,8 +13,10 @@ Decisions:
   so backfilling a pipeline over its own history twice does not double the inputs.
 - ``since`` and ``until`` are both inclusive (unix seconds of the execution's start).
 - Everything is checked before anything runs: an unknown pipeline, a bad JSON line (named by
-  its line number), ``jsonl`` mixed with a time range, an empty JSON Lines text. Then the
-  ``backfills`` row is written with status ``running`` and the total.
+  its line and column; the lines follow the engine's one rule for JSON input,
+  ``engine.json_input``: strict, exact integers, at most 200 levels, no lone surrogates),
+  ``jsonl`` mixed with a time range, an empty JSON Lines text. Then the ``backfills`` row
+  is written with status ``running`` and the total.
 - Progress (done/succeeded/failed) is written to the row at most every ``flush_interval``
   seconds and at the end. An execution that ends other than ``completed`` counts as failed;
   the backfill goes on. A runner that raises (the pipeline was unloaded, the store broke)
@@ -30,7 +32,6 @@ from __future__ import annotations
 
 import asyncio
 import builtins
-import json
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Iterator
@@ -39,6 +40,7 @@ from typing import Any
 
 from sqlalchemy import and_, select, update
 
+from engine import json_input
 from engine.service.errors import InvalidInput, NotFound
 from engine.service.models import Backfill, BackfillRequest, RunResult
 from engine.store import models
@@ -285,11 +287,10 @@ def _parse_jsonl(text: str) -> builtins.list[_Item]:
         if not line.strip():
             continue
         try:
-            items.append(_Item(json.loads(line)))
-        except json.JSONDecodeError as exc:
-            raise InvalidInput(f"line {number} of the JSON Lines input is not valid JSON: "
-                               f"{exc.msg} (column {exc.colno}); nothing was started",
-                               details={"line": number}) from None
+            items.append(_Item(json_input.loads(line, line=number)))
+        except json_input.JsonInputError as exc:
+            raise InvalidInput(f"the JSON Lines input: {exc}; nothing was started",
+                               details={"line": number, "rule": exc.rule}) from None
     if not items:
         raise InvalidInput("the JSON Lines input holds no payloads (one JSON value per line)")
     return items

@@ -167,14 +167,39 @@ async def test_a_bad_jsonl_line_is_named_and_nothing_starts(world: World) -> Non
     with pytest.raises(InvalidInput, match="line 3 ") as caught:
         await world.backfills.start(BackfillRequest(pipeline="work", jsonl=jsonl))
 
-    assert caught.value.details == {"line": 3}
+    assert caught.value.details == {"line": 3, "rule": "syntax"}
     assert world.backfills.list() == [] and world.executions("work") == []
     with pytest.raises(InvalidInput, match="no payloads"):
         await world.backfills.start(BackfillRequest(pipeline="work", jsonl="\n \n"))
 
 
+@pytest.mark.parametrize(("line", "rule", "words"), [
+    ('{"n": ' + "[" * 1000 + "]" * 1000 + "}", "depth", "nested more than 200 levels deep at line 2 col"),
+    ('{"n": ' + "7" * 5000 + "}", "number", "at line 2 column 7: an integer of 5000 digits"),
+    ('{"n": "\\ud800"}', "surrogate", "unpaired surrogate ('\\ud800') at line 2 column 8"),
+    ('{"n": NaN}', "number", "at line 2 column 7: NaN is not JSON"),
+])
+async def test_jsonl_lines_follow_the_one_json_rule(world: World, line: str, rule: str,
+                                                    words: str) -> None:
+    """The service reads JSON Lines as the CLI reads --jsonl (engine.json_input): API callers
+    cannot pass what the CLI refuses."""
+    with pytest.raises(InvalidInput) as caught:
+        await world.backfills.start(BackfillRequest(pipeline="work", jsonl=f'{{"n": 1}}\n{line}'))
+    assert caught.value.details == {"line": 2, "rule": rule}
+    assert words in caught.value.message, caught.value.message
+    assert world.backfills.list() == [] and world.executions("work") == []
+
+
+async def test_jsonl_integers_beyond_64_bits_run_exact(world: World) -> None:
+    done = await world.backfills.wait((await world.backfills.start(
+        BackfillRequest(pipeline="work", jsonl=f'{{"n": {10**30 + 1}}}'))).id)
+    assert done.status == "completed"
+    [run] = world.executions("work", "backfill")
+    assert run.trigger_payload == {"n": 10**30 + 1}
+
+
 async def test_requests_that_cannot_run_are_refused(world: World) -> None:
-    with pytest.raises(InvalidInput, match=r"'nope'.*pipelines: slow, work"):
+    with pytest.raises(NotFound, match=r"'nope'.*pipelines: slow, work"):
         await world.backfills.start(BackfillRequest(pipeline="nope"))
     with pytest.raises(InvalidInput, match="not both"):
         await world.backfills.start(BackfillRequest(pipeline="work", jsonl="1", since=0))

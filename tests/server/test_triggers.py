@@ -98,7 +98,7 @@ async def test_routing_errors(http: httpx.AsyncClient, live: Live) -> None:
     assert nowhere.status_code == 404 and nowhere.json()["error"] == "not_found"
     bad_json = await http.post("/greet/x", headers={**key, "content-type": "application/json"},
                                content=b"{broken")
-    assert bad_json.status_code == 400 and "not valid JSON" in bad_json.json()["message"]
+    assert bad_json.status_code == 400 and "invalid JSON at line 1 column 2" in bad_json.json()["message"]
     assert (await http.post("/greet/x/", headers=key, json={})).status_code == 201  # trailing /
 
 
