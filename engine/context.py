@@ -41,7 +41,18 @@ class Scope:
         return Scope(dict(self.current), steps, vars)
 
     def record(self, name: str, output: Any) -> None:
-        """A completed step's output: by name under ``steps`` and shallow-merged into current."""
+        """A completed step's output: by name under ``steps`` and shallow-merged into current.
+
+        An output that is (or directly holds) one of the containers it is written into is
+        recorded as a copy, so the context never contains itself (expressions already hand
+        out such copies, ``expressions.detached``; this covers steps that return their
+        ``ctx.vars``). A check per key of the output, not per byte of it."""
+        if type(output) is dict or isinstance(output, Mapping):
+            own = {id(self.vars), id(self.steps), id(self.current)}
+            if id(output) in own:
+                output = self._copy(output)
+            if not own.isdisjoint(map(id, output.values())):
+                output = {k: self._copy(v) if id(v) in own else v for k, v in output.items()}
         self.steps[name] = output
         if type(output) is dict or isinstance(output, Mapping):
             self.current.update(output)
@@ -49,6 +60,12 @@ class Scope:
                 self.vars.update(output)
             else:
                 self.vars.update((k, v) for k, v in output.items() if k not in RESERVED)
+
+    def _copy(self, container: Any) -> dict[str, Any]:
+        """One of this scope's own containers as a value (``vars`` holds ``steps``)."""
+        if container is self.vars:
+            return {**container, "steps": dict(self.steps)}
+        return dict(container)
 
     def snapshot(self) -> dict[str, Any]:
         """The context as the debugger and the recorder show it."""

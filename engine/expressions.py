@@ -121,18 +121,46 @@ def _lookup(path: tuple[str, ...], vars: Mapping[str, Any]) -> Any:
     return value
 
 
+def detached(vars: Mapping[str, Any]) -> Any:
+    """The context as a value of its own: new dicts for the root and ``steps``, the two
+    containers a step's output is written into (``vars`` by ``Scope.record``, ``steps`` by
+    name). A result holding either would make the output contain itself once recorded
+    (``{{ . }}`` into ``step.set``: a cycle every later walk recursed into forever). The
+    values are shared: a copy per key, not per byte of payload. (``step.jq`` may pass any
+    JSON value as ``vars``: not a mapping, nothing to detach.)"""
+    if not isinstance(vars, Mapping):
+        return vars
+    out = dict(vars)
+    steps = out.get("steps")
+    if isinstance(steps, dict):
+        out["steps"] = dict(steps)
+    return out
+
+
+def _lookup_detached(path: tuple[str, ...], vars: Mapping[str, Any]) -> Any:
+    value = _lookup(path, vars)
+    if path == ("steps",) and isinstance(value, dict):
+        return dict(value)  # the live dict outputs are recorded into (see detached)
+    return value
+
+
 def evaluate(program: str, vars: Mapping[str, Any]) -> Any:
-    """Run a bare jq program against ``vars``: one result → it, several → list, none → null."""
+    """Run a bare jq program against ``vars``: one result → it, several → list, none → null.
+
+    A result never is, nor holds, the live root or ``steps`` container (see ``detached``)."""
     match = _PATH.match(program)
     if match:
-        return _lookup(tuple(match.group(1).split(".")), vars)
+        return _lookup_detached(tuple(match.group(1).split(".")), vars)
     if templates.IDENTITY.match(program):
-        return dict(vars)
+        return detached(vars)
     compiled = _compile_jq(program)  # syntax errors and refusals come from libjq
     fast, paths = _compile_fast(program)
     if fast is not None:
         try:
-            outputs = fast(vars)
+            # A program that may read the root or `steps` whole may also return it (`[.]`,
+            # `{s: .steps}`); the others only reach values below them. libjq's results are
+            # new objects parsed from text.
+            outputs = fast(detached(vars) if _reads_containers(paths) else vars)
             if len(outputs) == 1:
                 return result(outputs[0])
             return [result(value) for value in outputs] or None
@@ -153,6 +181,10 @@ def evaluate(program: str, vars: Mapping[str, Any]) -> Any:
     if len(results) == 1:
         return results[0]
     return results if results else None
+
+
+def _reads_containers(paths: frozenset[tuple[str, ...]] | None) -> bool:
+    return paths is None or () in paths or ("steps",) in paths
 
 
 @lru_cache(maxsize=4096)
@@ -365,7 +397,7 @@ class _Path(Compiled):
         self.path = path
 
     def render(self, vars: Mapping[str, Any]) -> Any:
-        return _lookup(self.path, vars)
+        return _lookup_detached(self.path, vars)
 
 
 class _Program(Compiled):

@@ -27,6 +27,8 @@ from functools import lru_cache
 from itertools import pairwise
 from typing import Any
 
+from engine.store.codec import MAX_DEPTH
+
 REDACTED = "[REDACTED]"
 LEVELS = ("full", "redacted", "metadata")
 
@@ -198,9 +200,9 @@ def _key_is_secret(key: Any) -> bool:
 def redact(value: Any, level: str) -> Any:
     """What the store keeps of ``value`` under ``level`` (``full``, ``redacted``, ``metadata``)."""
     if level == "redacted":
-        return _walk(value, mask_personal_data)
+        return _bounded_walk(value, mask_personal_data)
     if level == "full":
-        return _walk(value, mask_credentials)
+        return _bounded_walk(value, mask_credentials)
     if level == "metadata":
         return shape(value)
     raise ValueError(f"unknown record level {level!r}: expected one of {', '.join(LEVELS)}")
@@ -209,15 +211,64 @@ def redact(value: Any, level: str) -> Any:
 def redact_secrets(value: Any) -> Any:
     """``value`` with secrets removed: what is stored under secret-looking keys, and
     credentials inside strings (URL passwords, bearer/basic credentials, JWTs)."""
-    return _walk(value, mask_credentials)
+    return _bounded_walk(value, mask_credentials)
 
 
 _SCALARS = (int, float, bool, type(None))
 
 
-def _walk(value: Any, mask: Callable[[str], str]) -> Any:
-    """``value`` with secrets and (per ``mask``) strings redacted; unchanged parts shared."""
+CYCLE = "[cycle]"
+TOO_DEEP = f"[nested deeper than {MAX_DEPTH} levels]"
+
+
+class _TooDeep(Exception):
+    """The fast walk went ``MAX_DEPTH`` deep: walk again, carefully."""
+
+
+def _walk(value: Any, mask: Callable[[str], str], depth: int, on_path: set[int] | None) -> Any:
+    """``value`` with secrets and (per ``mask``) strings redacted; unchanged parts shared.
+
+    Bounded as the store's codec is (it would write the same markers): a container that
+    holds itself is ``"[cycle]"``, one nested ``MAX_DEPTH`` deep the depth marker, so no
+    value a step returns can make this recurse until Python's limit. ``on_path`` None: the
+    fast walk, which only counts the depth and raises ``_TooDeep`` at the limit (a cycle
+    reaches it too); else the ids of the containers being walked (shared ones elsewhere in
+    the value are no cycle)."""
     kind = type(value)
+    if kind is dict or kind is list or kind is tuple:
+        if depth >= MAX_DEPTH:
+            if on_path is None:
+                raise _TooDeep
+            return TOO_DEEP
+        if on_path is None:
+            return _walk_container(value, kind, mask, depth + 1, None)
+        if id(value) in on_path:
+            return CYCLE
+        on_path.add(id(value))
+        try:
+            return _walk_container(value, kind, mask, depth + 1, on_path)
+        finally:
+            on_path.discard(id(value))
+    if kind is str:
+        masked = mask(value)
+        return value if masked == value else masked
+    if isinstance(value, dict | list | tuple | str):  # subclasses: same rules, plain results
+        base = dict(value) if isinstance(value, dict) else (
+            str(value) if isinstance(value, str) else list(value))
+        result = _walk(base, mask, depth, on_path)
+        return value if result is base or (type(base) is str and result == base) else result
+    return value
+
+
+def _bounded_walk(value: Any, mask: Callable[[str], str]) -> Any:
+    try:
+        return _walk(value, mask, 0, None)
+    except _TooDeep:
+        return _walk(value, mask, 0, set())
+
+
+def _walk_container(value: Any, kind: type, mask: Callable[[str], str], depth: int,
+                    on_path: set[int] | None) -> Any:
     if kind is dict:
         out: dict[Any, Any] | None = None
         keys = _KEYS
@@ -236,57 +287,66 @@ def _walk(value: Any, mask: Callable[[str], str]) -> Any:
                     continue
             elif vk in _SCALARS:
                 continue
+            elif on_path is None and (vk is dict or vk is list):  # the fast walk, one call
+                if depth >= MAX_DEPTH:
+                    raise _TooDeep
+                new = _walk_container(v, vk, mask, depth + 1, None)
+                if new is v:
+                    continue
             else:
-                new = _walk(v, mask)
+                new = _walk(v, mask, depth, on_path)
                 if new is v:
                     continue
             if out is None:
                 out = dict(value)
             out[k] = new
         return value if out is None else out
-    if kind is list or kind is tuple:
-        items: list[Any] | None = None
-        for i, v in enumerate(value):
-            vk = type(v)
-            if vk is str:
-                new = mask(v)
-                if new == v:
-                    continue
-            elif vk in _SCALARS:
+    items: list[Any] | None = None
+    for i, v in enumerate(value):
+        vk = type(v)
+        if vk is str:
+            new = mask(v)
+            if new == v:
                 continue
-            else:
-                new = _walk(v, mask)
-                if new is v:
-                    continue
-            if items is None:
-                items = list(value)
-            items[i] = new
+        elif vk in _SCALARS:
+            continue
+        elif on_path is None and (vk is dict or vk is list):
+            if depth >= MAX_DEPTH:
+                raise _TooDeep
+            new = _walk_container(v, vk, mask, depth + 1, None)
+            if new is v:
+                continue
+        else:
+            new = _walk(v, mask, depth, on_path)
+            if new is v:
+                continue
         if items is None:
-            return value
-        return items if kind is list else tuple(items)
-    if kind is str:
-        masked = mask(value)
-        return value if masked == value else masked
-    if isinstance(value, dict | list | tuple | str):  # subclasses: same rules, plain results
-        base = dict(value) if isinstance(value, dict) else (
-            str(value) if isinstance(value, str) else list(value))
-        result = _walk(base, mask)
-        return value if result is base or (type(base) is str and result == base) else result
-    return value
+            items = list(value)
+        items[i] = new
+    if items is None:
+        return value
+    return items if kind is list else tuple(items)
 
 
 _TYPE_NAMES = {str: "string", bool: "boolean", int: "integer", float: "number",
                type(None): "null"}
 
 
-def shape(value: Any) -> Any:
-    """The shape of ``value`` without any of its content (the ``metadata`` level)."""
+def shape(value: Any, depth: int = 0, on_path: frozenset[int] = frozenset()) -> Any:
+    """The shape of ``value`` without any of its content (the ``metadata`` level); bounded
+    as ``_walk`` is."""
+    if isinstance(value, dict | list | tuple):
+        if depth >= MAX_DEPTH:
+            return TOO_DEEP
+        if id(value) in on_path:
+            return CYCLE
+        on_path = on_path | {id(value)}
     if isinstance(value, dict):
-        return {str(k): shape(v) for k, v in value.items()}
+        return {str(k): shape(v, depth + 1, on_path) for k, v in value.items()}
     if isinstance(value, list | tuple):
         out: dict[str, Any] = {"type": "array", "length": len(value)}
         if value:
-            out["items"] = shape(value[0])
+            out["items"] = shape(value[0], depth + 1, on_path)
         return out
     for kind, name in _TYPE_NAMES.items():  # bool before int: True is an int too
         if isinstance(value, kind):

@@ -21,6 +21,7 @@ from datetime import datetime
 from typing import IO, TYPE_CHECKING, Any
 
 from engine.service.errors import InvalidInput, NotFound
+from engine.store import codec
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -41,7 +42,11 @@ def store_url(args: argparse.Namespace) -> str | None:
 
 
 def dump(value: Any) -> str:
-    return json.dumps(value, indent=2, default=str, ensure_ascii=False)
+    try:
+        return json.dumps(value, indent=2, default=str, ensure_ascii=False)
+    except (ValueError, RecursionError):  # a cycle, or nesting beyond the recursion limit
+        # As the store holds it (engine.store.codec: "[cycle]", the depth marker).
+        return json.dumps(codec.loads(codec.dumps(value)), indent=2, ensure_ascii=False)
 
 
 def when(ts: float | None) -> str:
