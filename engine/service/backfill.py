@@ -97,8 +97,6 @@ class BackfillManager:
             names = ", ".join(sorted(known)) or "none loaded"
             raise NotFound(f"cannot backfill {request.pipeline!r}: no pipeline of that name "
                                f"(pipelines: {names})")
-        if request.limit is not None and request.limit < 1:
-            raise InvalidInput(f"limit must be at least 1, not {request.limit}")
         if request.jsonl is not None:
             if request.since is not None or request.until is not None or request.source_pipeline:
                 raise InvalidInput("give either jsonl payloads or past executions "
