@@ -9,7 +9,9 @@
    chunks is counted as it arrives and refused when it passes the cap, keeping nothing.
    Operations that start a run with an input the caller sends (a run, a replay and its
    plan) are capped at ``max_input``; every other one at ``max_body``.
-4. The JSON: a body sent as JSON (or without a content type: every API body is JSON) must
+4. The query: a parameter the operation takes once, given several times, is 422 naming it
+   (FastAPI would silently keep the last one).
+5. The JSON: a body sent as JSON (or without a content type: every API body is JSON) must
    follow the engine's one rule for JSON input (``engine.json_input``: strict, exact
    integers, at most 200 levels, no lone surrogates), else 422 naming the position and the
    rule. FastAPI's own parser would turn deep nesting into a bare 400 and let NaN, lone
@@ -23,6 +25,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import get_args, get_origin
+from urllib.parse import parse_qsl
 
 from fastapi import FastAPI
 from fastapi.dependencies.models import Dependant
@@ -54,6 +58,7 @@ class _Operation:
     methods: frozenset[str]
     scope: KeyScope | None  # None: no key needed (health)
     runs_input: bool
+    single_query: frozenset[str] = frozenset()  # query parameters taken once (not lists)
 
     @property
     def templated(self) -> int:
@@ -85,8 +90,10 @@ class ApiGate:
                 if isinstance(route, APIRoute):
                     methods = frozenset(route.methods or ())
                     runs_input = any((m, route.path) in RUN_INPUT_OPERATIONS for m in methods)
+                    single = frozenset(field.alias for field in route.dependant.query_params
+                                       if not _is_list(field.field_info.annotation))
                     self.operations.append(_Operation(route, methods, required_scope(route.dependant),
-                                                      runs_input))
+                                                      runs_input, single))
         if app.openapi_url and app.openapi_url.startswith(prefix + "/"):
             document = Route(app.openapi_url.removeprefix(prefix), _no_endpoint,
                              methods=["GET", "HEAD"])
@@ -116,6 +123,12 @@ class ApiGate:
             except ServiceError as exc:
                 await error_response(exc.status, exc.code, exc.message)(scope, receive, send)
                 return None
+        repeated = _repeated(scope, operation.single_query)
+        if repeated:
+            await error_response(422, "invalid_input", f"the query parameter {repeated!r} is given "
+                                 "more than once: give it once", {"parameter": repeated}
+                                 )(scope, receive, send)
+            return None
         limit, what = self._limit(operation)
         declared = headers.get("content-length", "")
         if declared.isdigit() and int(declared) > limit:
@@ -187,6 +200,29 @@ class ApiGate:
         response = error_response(413, "too_large", f"the request body is larger than {what} "
                                   f"may be on this server: {limit} bytes", details={"limit": limit})
         await response(scope, receive, send)
+
+
+def _is_list(annotation: object) -> bool:
+    """Whether a query parameter's annotation takes several values (``list[str] | None``)."""
+    origin = get_origin(annotation)
+    if origin in (list, set, tuple, frozenset) or (
+            isinstance(origin, type) and issubclass(origin, Sequence) and origin is not str):
+        return True
+    return any(_is_list(arg) for arg in get_args(annotation)) if origin is not None else False
+
+
+def _repeated(scope: Scope, single: frozenset[str]) -> str | None:
+    """The first parameter of ``single`` that the query string gives more than once."""
+    query: bytes = scope.get("query_string", b"")
+    if not single or b"&" not in query:
+        return None
+    seen: set[str] = set()
+    for name, _value in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
+        if name in single:
+            if name in seen:
+                return name
+            seen.add(name)
+    return None
 
 
 def _is_json(content_type: str | None) -> bool:

@@ -223,3 +223,17 @@ async def test_an_unknown_api_path_is_still_401_then_404(client: httpx.AsyncClie
         assert missing.status_code == 404 and missing.json()["error"] == "not_found"
         assert "openapi.json" in missing.json()["message"]
 
+
+
+async def test_a_query_parameter_taken_once_but_given_twice_is_422(
+        client: httpx.AsyncClient, secrets: dict[str, str]) -> None:
+    key = auth(secrets["admin"])
+    twice = await client.delete(f"{API}/mocks?pipeline=a&pipeline=b", headers=key)
+    assert twice.status_code == 422, twice.text
+    assert twice.json()["error"] == "invalid_input" and "'pipeline'" in twice.json()["message"]
+    listed = await client.get(f"{API}/executions?status=failed&status=completed", headers=key)
+    assert listed.status_code == 422 and "'status'" in listed.json()["message"]
+    once = await client.delete(f"{API}/mocks?pipeline=a", headers=key)
+    assert once.status_code == 200, once.text
+    # without a valid key the key decides first, whatever the query
+    assert (await client.delete(f"{API}/mocks?pipeline=a&pipeline=b")).status_code == 401
