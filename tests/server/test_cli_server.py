@@ -271,8 +271,10 @@ def test_a_signal_while_the_workers_start_stops_them_all(tmp_path: Path) -> None
         assert process.stderr is not None
         announced = process.stderr.readline()  # said once the workers are started
         pids = [int(p) for p in announced.split("(pids ")[1].split(")")[0].split(", ")]
-        _wait_for((tmp_path / "s.db").exists, "a worker is opening the store")
-        process.send_signal(signal.SIGINT)  # while the workers open the store
+        _wait_for(lambda: (tmp_path / "s.db").exists() or process.poll() is not None,
+                  "a worker is opening the store")
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)  # while the workers open the store
         stderr = process.stderr.read()
         process.wait(timeout=90)
     finally:
