@@ -83,7 +83,8 @@ async def _serve(args: argparse.Namespace, stop: _Stop) -> int:
             print("wfstudio: this store has no API keys yet, so every request is refused.\n"
                   f"Create the first admin key with:\n  {FIRST_KEY}{store}", file=sys.stderr)
         app = create_app(service, keys=keys, deploy_dir=args.deploy_dir,
-                         heartbeat=args.heartbeat, max_body=parse_size(args.max_body))
+                         heartbeat=args.heartbeat, max_body=parse_size(args.max_body),
+                         max_input=parse_size(args.max_input, "--max-input"))
         # httptools parses HTTP in C when installed (uvicorn's "auto"); per-request access
         # lines cost about a tenth of a request's CPU time, so they are opt-in.
         config = uvicorn.Config(app, host=host, port=port, log_level=args.log_level,
@@ -178,6 +179,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.workers < 1:
         raise InvalidInput("--workers must be at least 1")
     parse_size(args.max_body)  # said once, before any worker starts
+    parse_size(args.max_input, "--max-input")
     from engine.config.envvars import check_allow_pattern
 
     try:
@@ -203,6 +205,7 @@ def _worker_argv(args: argparse.Namespace, fd: int, number: int) -> list[str]:
     argv = [sys.executable, "-m", "engine.cli", "serve", *map(str, args.files),
             "--addr", args.addr, "--heartbeat", str(args.heartbeat),
             "--log-level", args.log_level, "--max-body", args.max_body,
+            "--max-input", args.max_input,
             "--listen-fd", str(fd), "--worker-number", str(number),
             "--supervisor-pid", str(os.getpid())]
     if args.store:
@@ -331,6 +334,9 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--max-body", default="10MB", metavar="BYTES",
                    help="the largest request body accepted, in bytes or with KB, MB or GB "
                         "(powers of 1024; default 10MB); larger ones are answered 413")
+    p.add_argument("--max-input", default="1MB", metavar="BYTES",
+                   help="the largest body of a request that starts a run with its input (a "
+                        "run, a replay and its plan), like --max-body (default 1MB)")
     p.add_argument("--access-log", action="store_true",
                    help="log every request (default: off; it costs CPU on every request)")
     p.add_argument("--workers", type=int, default=1,

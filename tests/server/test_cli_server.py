@@ -146,7 +146,8 @@ def _start_workers(tmp_path: Path, *extra: str, with_key: bool = True,
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="counts processes in /proc")
 def test_serve_with_workers_runs_them_on_one_address_and_stops_them_all(tmp_path: Path) -> None:
-    process, base, secret = _start_workers(tmp_path, "--access-log", "--max-body", "4KB")
+    process, base, secret = _start_workers(tmp_path, "--access-log", "--max-body", "4KB",
+                                           "--max-input", "2KB")
     try:
         workers = _children(process.pid)
         assert len(workers) == 2
@@ -159,6 +160,10 @@ def test_serve_with_workers_runs_them_on_one_address_and_stops_them_all(tmp_path
             assert answer.status_code == 413, answer.text
         assert httpx.post(f"{base}/greet/small", content=b"x" * 4000,
                           headers={"X-API-Key": secret}).status_code == 201
+        for n in range(4):  # --max-input too: a run's input over 2 KB
+            answer = httpx.post(f"{base}/api/v1/pipelines/greet/runs", headers={"X-API-Key": secret},
+                                json={"input": {"note": "x" * 3000}})
+            assert answer.status_code == 413 and "max_input" in answer.json()["message"], answer.text
     finally:
         process.send_signal(signal.SIGINT)
         stdout, stderr = process.communicate(timeout=30)
