@@ -23,6 +23,7 @@ from engine.expressions import Compiled, compile_condition, compile_value, evalu
 from engine.idempotency import IdempotencyKeys
 from engine.redaction import redact
 from engine.scrub import Scrubber
+from engine.service.models import EventType
 from engine.steps.base import StepResult, StepType, SubRun
 from engine.store.codec import dumps
 from engine.store.recorder import ExecutionRefused, Recorder
@@ -214,6 +215,7 @@ class ExecutionRun:
     # ------------------------------------------------------------------ recording
 
     def emit(self, type: str, data: dict[str, Any]) -> int:
+        """Record an event: an EventType, or a plugin step type's own (StepCtx.event)."""
         if self.recorder is None:
             return 0
         self.seq += 1
@@ -253,7 +255,7 @@ class ExecutionRun:
             started["origin"] = self.controls.origin
         if self.recorder is not None:
             self.recorder.execution(self.record)
-        self.emit("execution.started", started)
+        self.emit(EventType.EXECUTION_STARTED, started)
         output: Any = None
         start = self._reuse_recorded()
         try:
@@ -307,12 +309,12 @@ class ExecutionRun:
     def _reuse_recorded(self) -> int:
         """Replay ``from_step``: record the reused outputs and return the index to start at."""
         for reused in self.controls.reused:
-            seq = self.emit("step.started", {"step": reused.name, "path": reused.path,
-                                             "attempt": 1, "type": reused.type, "reused": True})
-            self.emit("step.output", {"step": reused.name, "path": reused.path,
-                                      "output": redact(reused.output, self.level), "reused": True})
-            self.emit("step.completed", {"step": reused.name, "path": reused.path,
-                                         "duration_ms": 0.0, "reused": True})
+            seq = self.emit(EventType.STEP_STARTED, {"step": reused.name, "path": reused.path,
+                                                     "attempt": 1, "type": reused.type, "reused": True})
+            self.emit(EventType.STEP_OUTPUT, {"step": reused.name, "path": reused.path, "reused": True,
+                                              "output": redact(reused.output, self.level)})
+            self.emit(EventType.STEP_COMPLETED, {"step": reused.name, "path": reused.path,
+                                                 "duration_ms": 0.0, "reused": True})
             if self.recorder is not None:
                 now = time.time()
                 self._save_run(StepRunRecord(self.record.id, reused.path, reused.name, reused.type,
@@ -336,19 +338,19 @@ class ExecutionRun:
         rec.output = redact(output, self.level)
         rec.error = error = self.engine.scrubber.error(error)
         if status == "completed":
-            self.emit("execution.completed", {"output": redact(output, self.level),
-                                              "duration_ms": rec.duration_ms})
+            self.emit(EventType.EXECUTION_COMPLETED, {"output": redact(output, self.level),
+                                                      "duration_ms": rec.duration_ms})
         elif status == "cancelled":
-            self.emit("execution.cancelled", {"reason": reason or ("cancelled by request"
-                                              if self.cancel_requested else "cancelled")})
+            default = "cancelled by request" if self.cancel_requested else "cancelled"
+            self.emit(EventType.EXECUTION_CANCELLED, {"reason": reason or default})
         elif status == "compensated":
-            self.emit("execution.compensated", {"steps": compensated or [], "error": error,
-                                                "duration_ms": rec.duration_ms})
+            self.emit(EventType.EXECUTION_COMPENSATED, {"steps": compensated or [], "error": error,
+                                                        "duration_ms": rec.duration_ms})
         else:
             data = {"error": error, "step": (error or {}).get("step"), "duration_ms": rec.duration_ms}
             if compensated is not None:
                 data["compensated"] = compensated
-            self.emit("execution.failed", data)
+            self.emit(EventType.EXECUTION_FAILED, data)
         if self.recorder is not None:
             self.recorder.execution(rec)
 
@@ -420,7 +422,7 @@ class ExecutionRun:
                         "delay_ms": round(delay * 1000, 3), "error": retry.error.to_dict()}
                 if iteration is not None:  # concurrent iterations share a path
                     data["iteration"] = iteration
-                self.emit("step.retrying", data)
+                self.emit(EventType.STEP_RETRYING, data)
                 await asyncio.sleep(delay)
                 attempt += 1
             except StepError as error:
@@ -436,7 +438,7 @@ class ExecutionRun:
         data: dict[str, Any] = {"step": step.name, "path": path, "reason": reason}
         if iteration is not None:  # a loop's skipped sub-step belongs to its iteration
             data["iteration"] = iteration
-        seq = self.emit("step.skipped", data)
+        seq = self.emit(EventType.STEP_SKIPPED, data)
         if self.recorder is not None:
             now = time.time()
             self._save_run(StepRunRecord(self.record.id, path, step.name, step.type, seq,
@@ -465,7 +467,7 @@ class ExecutionRun:
                                     "attempt": attempt, "type": step.type}
             if iteration is not None:
                 data["iteration"] = iteration
-            seq = self.emit("step.started", data)
+            seq = self.emit(EventType.STEP_STARTED, data)
             run = StepRunRecord(self.record.id, path, step.name, step.type, seq,
                                 iteration=iteration or 0, attempt=attempt, started_at=started)
             if attempt > 1:
@@ -485,8 +487,8 @@ class ExecutionRun:
             if prepared.raw:
                 config = {**config, **prepared.raw}
             if recording:
-                self.emit("step.input", {"step": step.name, "path": path, **which,
-                                         "input": redact(config, self.level)})
+                self.emit(EventType.STEP_INPUT, {"step": step.name, "path": path, **which,
+                                                 "input": redact(config, self.level)})
             mock = self._mock(step, path)
             if mock is not None:
                 result = await self._mocked(step, path, mock, run)
@@ -506,23 +508,23 @@ class ExecutionRun:
             if may_retry:
                 raise _Retry(error) from None
             if recording:
-                self.emit("step.failed", {"step": step.name, "path": path, **which,
-                                          "error": error.to_dict(), "duration_ms": duration})
+                self.emit(EventType.STEP_FAILED, {"step": step.name, "path": path, **which,
+                                                  "error": error.to_dict(), "duration_ms": duration})
             raise error from None
         if recording:
             assert run is not None
             output = result.output
-            self.emit("step.output", {"step": step.name, "path": path, **which,
-                                      "output": redact(output, self.level)})
+            self.emit(EventType.STEP_OUTPUT, {"step": step.name, "path": path, **which,
+                                              "output": redact(output, self.level)})
             if result.jump is not None:
                 run.flags.append("routed")
-                self.emit("step.routed", {"step": step.name, "path": path, **which,
-                                          "next_step": result.jump,
-                                          "matched_value": result.matched_value})
+                self.emit(EventType.STEP_ROUTED, {"step": step.name, "path": path, **which,
+                                                  "next_step": result.jump,
+                                                  "matched_value": result.matched_value})
             duration = self._end_run(run, "completed", None)
             run.output_size = _size(output)
-            self.emit("step.completed", {"step": step.name, "path": path, **which,
-                                         "duration_ms": duration})
+            self.emit(EventType.STEP_COMPLETED, {"step": step.name, "path": path, **which,
+                                                 "duration_ms": duration})
         return result
 
     def _mock(self, step: StepDef, path: str) -> MockAnswer | None:
@@ -537,7 +539,7 @@ class ExecutionRun:
         if run is not None:  # name the run exactly, as the events after step.started do
             data.update(started_seq=run.seq, iteration=run.iteration, attempt=run.attempt)
             run.flags.append("mocked")
-        self.emit("step.mocked", data)
+        self.emit(EventType.STEP_MOCKED, data)
         if mock.delay_ms:
             await asyncio.sleep(mock.delay_ms / 1000)
         if mock.error is not None:
@@ -580,7 +582,8 @@ class ExecutionRun:
                 await asyncio.sleep(0.05)  # another process holds the key: wait for its output
                 found, output = keys.lookup(self.pipeline.name, path, key)
             if found:
-                self.emit("step.idempotent_hit", {"step": step.name, "path": path, "key": key})
+                self.emit(EventType.STEP_IDEMPOTENT_HIT, {"step": step.name, "path": path,
+                                                          "key": key})
                 if run is not None:
                     run.flags.append("idempotent_hit")
                 return StepResult(output=output)
@@ -600,21 +603,22 @@ class ExecutionRun:
         names: list[str] = []
         for step, path, scope, output in reversed(self.compensations):
             assert step.compensate is not None
-            self.emit("step.compensating", {"step": step.name, "path": path})
+            self.emit(EventType.STEP_COMPENSATING, {"step": step.name, "path": path})
             comp_scope = scope.child({"compensating": {"step": step.name, "output": output,
                                                        "error": failure.error.to_dict()}})
             error = await self._run_compensation(step.compensate, comp_scope, path + "/")
-            self.emit("step.compensated", {"step": step.name, "path": path,
-                                           **({"error": error} if error else {})})
+            self.emit(EventType.STEP_COMPENSATED, {"step": step.name, "path": path,
+                                                   **({"error": error} if error else {})})
             ok = ok and error is None
             names.append(step.name)
         for comp in reversed(self.pipeline.compensation):
             scope = self.scope.child({"compensating": {"step": failure.step, "output": None,
                                                        "error": failure.error.to_dict()}})
-            self.emit("step.compensating", {"step": comp.name, "path": "compensation/" + comp.name})
+            comp_path = "compensation/" + comp.name
+            self.emit(EventType.STEP_COMPENSATING, {"step": comp.name, "path": comp_path})
             error = await self._run_compensation(comp, scope, "compensation/")
-            self.emit("step.compensated", {"step": comp.name, "path": "compensation/" + comp.name,
-                                           **({"error": error} if error else {})})
+            self.emit(EventType.STEP_COMPENSATED, {"step": comp.name, "path": comp_path,
+                                                   **({"error": error} if error else {})})
             ok = ok and error is None
             names.append(comp.name)
         return ok, names
@@ -670,8 +674,8 @@ class StepCtx:
         return instance
 
     def log(self, level: str, message: str) -> None:
-        self.run.emit("log", {"level": level, "message": message, "step": self.step.name,
-                              "path": self.path})
+        self.run.emit(EventType.LOG, {"level": level, "message": message, "step": self.step.name,
+                                      "path": self.path})
 
     def event(self, type: str, data: dict[str, Any]) -> None:
         self.run.emit(type, {"step": self.step.name, "path": self.path, **data})

@@ -40,7 +40,7 @@ from engine.errors import ExpressionError
 from engine.executor import Aborted, ExecutionRun
 from engine.expressions import check_program, compile_condition, truthy
 from engine.service.errors import Conflict, InvalidInput, NotFound, ServiceError, Unavailable
-from engine.service.models import Breakpoint, PausedExecution, PauseReason, ResumeAction
+from engine.service.models import Breakpoint, EventType, PausedExecution, PauseReason, ResumeAction
 from engine.store import models
 from engine.store.codec import dumps, loads
 from engine.store.store import Store
@@ -238,8 +238,8 @@ class Debugger:
         record.status = "paused"
         if run.recorder is not None:
             run.recorder.execution(record)
-        run.emit("debug.paused", {"step": step, "path": path, "reason": reason,
-                                  **({"breakpoint_id": bp.id} if bp else {})})
+        run.emit(EventType.DEBUG_PAUSED, {"step": step, "path": path, "reason": reason,
+                                          **({"breakpoint_id": bp.id} if bp else {})})
         try:
             if run.recorder is not None:
                 await run.recorder.flush()  # the pause is visible in the store, not only live
@@ -252,7 +252,7 @@ class Debugger:
             record.status = "running"
             if run.recorder is not None:
                 run.recorder.execution(record)
-        run.emit("debug.resumed", {"step": step, "path": path, "action": action})
+        run.emit(EventType.DEBUG_RESUMED, {"step": step, "path": path, "action": action})
         if action == "abort":
             raise Aborted()
         if action == "step_over":
@@ -287,8 +287,9 @@ class Debugger:
             raise Conflict(f"execution {execution_id!r} is already resuming")
         if patch:
             _apply_patch(pause.scope, patch)  # raises InvalidInput and changes nothing
-            pause.run.emit("debug.context_patched", {"step": pause.info.step, "path": pause.info.path,
-                                                     "patch": patch, "by": by})
+            info = pause.info
+            pause.run.emit(EventType.DEBUG_CONTEXT_PATCHED, {"step": info.step, "path": info.path,
+                                                             "patch": patch, "by": by})
         del self._paused[execution_id]  # not paused any more from now on, for every reader
         pause.decision.set_result(action)
 

@@ -14,13 +14,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine.service.errors import NotFound
-from engine.service.models import ExecutionDiff, StepDiff, ValueChange
+from engine.service.models import EventType, ExecutionDiff, StepDiff, ValueChange
 from engine.store.records import EventRecord, ExecutionRecord, StepRunRecord
 from engine.store.store import Store
 
 EVENT_PAGE = 2000  # events read per query: bounded memory per page on long executions
-_EVENT_TYPES = ("step.started", "step.input", "step.output", "step.failed", "step.retrying",
-                "step.routed")
+_EVENT_TYPES = (EventType.STEP_STARTED, EventType.STEP_INPUT, EventType.STEP_OUTPUT, EventType.STEP_FAILED,
+                EventType.STEP_RETRYING, EventType.STEP_ROUTED)
 
 
 class _Absent:
@@ -141,11 +141,11 @@ def _load_runs(store: Store, execution_id: str) -> list[_Run]:
         data = event.data
         path = data.get("path") or data.get("step") or ""
         kind = event.type
-        if kind == "step.started":
+        if kind == EventType.STEP_STARTED:
             run = by_seq.get(event.seq)
             if run is not None:
                 open_by_path.setdefault(path, []).append(run)
-        elif kind == "step.input":
+        elif kind == EventType.STEP_INPUT:
             # Emitted right after its step.started, before the step can yield to others.
             run = by_seq.get(event.seq - 1)
             if run is None or run.rec.path != path:
@@ -153,17 +153,17 @@ def _load_runs(store: Store, execution_id: str) -> list[_Run]:
                 run = candidates[-1] if candidates else None
             if run is not None:
                 run.input = data.get("input")
-        elif kind == "step.routed":
+        elif kind == EventType.STEP_ROUTED:
             # Emitted in the same synchronous block as the output of the run that routed.
             run = finished.get(path)
             if run is not None:
                 run.route = data.get("next_step")
         else:
             attempt = data.get("attempt")
-            if kind == "step.retrying" and isinstance(attempt, int):
+            if kind == EventType.STEP_RETRYING and isinstance(attempt, int):
                 attempt -= 1  # it announces the next attempt; the failed one is before it
             run = _take(open_by_path.get(path), data, attempt, event.ts)
-            if run is not None and kind == "step.output":
+            if run is not None and kind == EventType.STEP_OUTPUT:
                 run.output = data.get("output")
                 finished[path] = run
     return runs

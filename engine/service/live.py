@@ -20,15 +20,13 @@ from collections.abc import AsyncIterator, Iterable
 from typing import TYPE_CHECKING, Final
 
 from engine.service.errors import InvalidInput, Unavailable
+from engine.service.models import TERMINAL_EVENTS
 from engine.store.records import EventRecord
 
 if TYPE_CHECKING:
     from engine.store.recorder import Recorder
     from engine.store.store import Store
 
-TERMINAL_EVENTS: Final = frozenset({"execution.completed", "execution.failed",
-                                    "execution.cancelled", "execution.compensated",
-                                    "execution.interrupted"})
 DEFAULT_MAXSIZE: Final = 10_000
 PAGE_SIZE: Final = 1000
 

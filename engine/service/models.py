@@ -1,8 +1,9 @@
 """What crosses the service interface: JSON-ready pydantic models, the same locally and over HTTP."""
 
-from __future__ import annotations
-
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+# No ``from __future__ import annotations`` here: the event payloads below are TypedDicts whose
+# NotRequired keys must be seen at runtime (``__required_keys__``: the vocabulary's test reads it).
+from enum import StrEnum
+from typing import TYPE_CHECKING, Annotated, Any, Final, Literal, NotRequired
 
 from pydantic import BaseModel, ConfigDict, Field, with_config
 from typing_extensions import TypedDict
@@ -171,9 +172,300 @@ class Timeline(BaseModel):
 class Event(BaseModel):
     execution_id: str
     seq: int
-    type: str
+    type: str  # an EventType (below): plain strings on the wire
     data: dict[str, Any]
     ts: float
+
+
+# ---------------------------------------------------------------------- the events' vocabulary
+# What the engine records of an execution (Event.type) and what each event's ``data`` holds.
+# A StrEnum: a member IS its string, so the store, the wire and comparisons with stored
+# strings see exactly the names they always did ("step.started", ...).
+
+
+class EventType(StrEnum):
+    EXECUTION_STARTED = "execution.started"
+    EXECUTION_COMPLETED = "execution.completed"
+    EXECUTION_FAILED = "execution.failed"
+    EXECUTION_CANCELLED = "execution.cancelled"
+    EXECUTION_INTERRUPTED = "execution.interrupted"  # written by recovery, not the executor
+    EXECUTION_COMPENSATED = "execution.compensated"
+    STEP_STARTED = "step.started"
+    STEP_INPUT = "step.input"
+    STEP_OUTPUT = "step.output"
+    STEP_COMPLETED = "step.completed"
+    STEP_FAILED = "step.failed"
+    STEP_SKIPPED = "step.skipped"
+    STEP_RETRYING = "step.retrying"
+    STEP_ROUTED = "step.routed"
+    STEP_MOCKED = "step.mocked"
+    STEP_IDEMPOTENT_HIT = "step.idempotent_hit"
+    STEP_COMPENSATING = "step.compensating"
+    STEP_COMPENSATED = "step.compensated"
+    DEBUG_PAUSED = "debug.paused"
+    DEBUG_RESUMED = "debug.resumed"
+    DEBUG_CONTEXT_PATCHED = "debug.context_patched"
+    # what step types record while they run (StepCtx.log and .event; plugins may add their own)
+    LOG = "log"
+    RATE_LIMIT_EXCEEDED = "rate_limit.exceeded"
+    RATE_LIMIT_RECOVERED = "rate_limit.recovered"
+    CIRCUIT_STATE_CHANGED = "circuit.state_changed"
+
+
+# The events that end an execution: exactly one is its last event.
+TERMINAL_EVENTS: Final = frozenset({
+    EventType.EXECUTION_COMPLETED, EventType.EXECUTION_FAILED, EventType.EXECUTION_CANCELLED,
+    EventType.EXECUTION_COMPENSATED, EventType.EXECUTION_INTERRUPTED})
+# The execution status each end event leaves (the part after "execution.").
+TERMINAL_STATUS: Final[dict[str, str]] = {kind: kind.split(".", 1)[1] for kind in TERMINAL_EVENTS}
+# What the debugger records: a pause, its resumption and any context edit in between.
+DEBUG_EVENTS: Final = frozenset({
+    EventType.DEBUG_PAUSED, EventType.DEBUG_RESUMED, EventType.DEBUG_CONTEXT_PATCHED})
+
+
+# Each event's ``data``. NotRequired keys are absent (never null) when they do not apply.
+# Events after step.started name their run exactly with ``attempt``, ``started_seq`` (the
+# seq of its step.started) and, inside a loop, ``iteration``: concurrent iterations share a path.
+
+
+class TriggerData(TypedDict):
+    type: str  # manual, http, schedule, replay, dlq_retry, backfill, ...
+    payload: Any  # the trigger payload as recorded (redacted per the record level)
+
+
+class ReplayData(TypedDict):
+    mode: ReplayMode
+    from_step: NotRequired[str]  # mode from_step: the first top-level step re-run
+    patch: NotRequired[list[dict[str, Any]]]  # RFC 6902 applied to the original payload
+    payload_replaced: NotRequired[bool]  # mode modified with a whole replacement payload
+    definition: NotRequired[Literal["current"]]  # ran the current definition, not the original's
+
+
+class ExecutionStartedData(TypedDict):
+    pipeline: str
+    trigger: TriggerData
+    definition_hash: str
+    parent_id: NotRequired[str]  # a sub-pipeline run: the calling execution
+    replay_of: NotRequired[str]  # a replay: the original execution
+    replay: NotRequired[ReplayData]  # a replay: how it was asked for (engine/service/replay.py)
+    # why a linked run exists: {dlq_entry, execution_id} for a DLQ retry (engine/service/dlq.py),
+    # {backfill, source_execution?} for a backfill item (engine/service/backfill.py)
+    origin: NotRequired[dict[str, Any]]
+
+
+class ExecutionCompletedData(TypedDict):
+    output: Any  # redacted per the record level
+    duration_ms: float
+
+
+class ExecutionFailedData(TypedDict):
+    error: dict[str, Any]  # {message, type, status?, details?, step?}
+    step: str | None  # the failing step's path, when a step failed
+    duration_ms: NotRequired[float]  # absent when the store refused the record (recorder.py)
+    compensated: NotRequired[list[str]]  # strategy compensate: the steps undone (some failed)
+
+
+class ExecutionCancelledData(TypedDict):
+    reason: str  # "cancelled by request", "aborted in the debugger", "cancelled"
+
+
+class ExecutionCompensatedData(TypedDict):
+    steps: list[str]  # the compensated steps' names, in the order they were undone
+    error: dict[str, Any]  # the failure that started the compensation
+    duration_ms: float
+
+
+class ExecutionInterruptedData(TypedDict):
+    error: dict[str, Any]  # {message, type: "interrupted", step?}
+    reason: Literal["process_stopped"]
+    instance: str | None  # the engine process that was running it, when known
+    step: NotRequired[str]  # the step path that was running
+
+
+class StepStartedData(TypedDict):
+    step: str  # the step's name
+    path: str  # its path: "fan-out/profile" for a sub-step
+    type: str  # its step type ("step.set", ...)
+    attempt: int  # 1, then 2, 3, ... for retries
+    index: NotRequired[int]  # position in its step list (absent for reused steps)
+    iteration: NotRequired[int]  # inside a loop: the iteration
+    reused: NotRequired[bool]  # replay from_step: taken from the original, not run
+
+
+class StepInputData(TypedDict):
+    step: str
+    path: str
+    attempt: int
+    started_seq: int
+    iteration: NotRequired[int]
+    input: dict[str, Any]  # the rendered config (redacted per the record level)
+
+
+class StepOutputData(TypedDict):
+    step: str
+    path: str
+    output: Any  # redacted per the record level
+    attempt: NotRequired[int]  # absent for reused steps
+    started_seq: NotRequired[int]  # absent for reused steps
+    iteration: NotRequired[int]
+    reused: NotRequired[bool]
+
+
+class StepCompletedData(TypedDict):
+    step: str
+    path: str
+    duration_ms: float
+    attempt: NotRequired[int]  # absent for reused steps
+    started_seq: NotRequired[int]  # absent for reused steps
+    iteration: NotRequired[int]
+    reused: NotRequired[bool]
+
+
+class StepFailedData(TypedDict):
+    """The last attempt failed (a failed attempt that is retried records step.retrying instead)."""
+
+    step: str
+    path: str
+    attempt: int
+    started_seq: int
+    iteration: NotRequired[int]
+    error: dict[str, Any]  # {message, type, status?, details?}
+    duration_ms: float
+
+
+class StepSkippedData(TypedDict):
+    step: str
+    path: str
+    reason: Literal["if", "skip_if", "debugger"]
+    iteration: NotRequired[int]
+
+
+class StepRetryingData(TypedDict):
+    step: str
+    path: str
+    attempt: int  # the attempt about to start
+    delay_ms: float  # the wait before it
+    error: dict[str, Any]  # why the previous attempt failed
+    iteration: NotRequired[int]
+
+
+class StepRoutedData(TypedDict):
+    step: str
+    path: str
+    attempt: int
+    started_seq: int
+    iteration: NotRequired[int]
+    next_step: str  # the step it jumps to
+    matched_value: Any  # the value the route matched (null for a default route)
+
+
+class StepMockedData(TypedDict):
+    step: str
+    path: str
+    mock_id: str
+    started_seq: int
+    iteration: int  # 0 outside a loop
+    attempt: int
+
+
+class StepIdempotentHitData(TypedDict):
+    step: str
+    path: str
+    key: str  # the rendered idempotency key (JSON text for a non-string key)
+
+
+class StepCompensatingData(TypedDict):
+    step: str
+    path: str  # "compensation/<name>" for the pipeline's own compensation steps
+
+
+class StepCompensatedData(TypedDict):
+    step: str
+    path: str
+    error: NotRequired[str]  # the compensation failed: why
+
+
+class DebugPausedData(TypedDict):
+    step: str
+    path: str
+    reason: PauseReason
+    breakpoint_id: NotRequired[str]  # reason breakpoint: which one
+
+
+class DebugResumedData(TypedDict):
+    step: str
+    path: str
+    action: ResumeAction
+
+
+class DebugContextPatchedData(TypedDict):
+    step: str
+    path: str
+    patch: list[dict[str, Any]]  # the RFC 6902 patch applied to the paused context
+    by: str  # who applied it
+
+
+class LogData(TypedDict):
+    step: str
+    path: str
+    level: str  # debug, info, warn, error (step.log's level as written)
+    message: str
+
+
+class RateLimitExceededData(TypedDict):
+    """step.rate_limit: the bucket ran dry (once per transition, not per refused call)."""
+
+    step: str
+    path: str
+    key: str  # the bucket
+    retry_after_s: float
+
+
+class RateLimitRecoveredData(TypedDict):
+    step: str
+    path: str
+    key: str
+
+
+# "from" is a keyword: the functional form
+CircuitStateChangedData = TypedDict("CircuitStateChangedData", {
+    "step": str,
+    "path": str,
+    "from": Literal["closed", "open", "half_open"],
+    "to": Literal["closed", "open", "half_open"],
+    "reason": str,  # why it changed
+    "failures": int,  # consecutive failures counted when it changed
+})
+
+
+# Each event type's payload, for checks that the recorded data matches its declaration.
+EVENT_DATA: Final[dict[EventType, type]] = {
+    EventType.EXECUTION_STARTED: ExecutionStartedData,
+    EventType.EXECUTION_COMPLETED: ExecutionCompletedData,
+    EventType.EXECUTION_FAILED: ExecutionFailedData,
+    EventType.EXECUTION_CANCELLED: ExecutionCancelledData,
+    EventType.EXECUTION_INTERRUPTED: ExecutionInterruptedData,
+    EventType.EXECUTION_COMPENSATED: ExecutionCompensatedData,
+    EventType.STEP_STARTED: StepStartedData,
+    EventType.STEP_INPUT: StepInputData,
+    EventType.STEP_OUTPUT: StepOutputData,
+    EventType.STEP_COMPLETED: StepCompletedData,
+    EventType.STEP_FAILED: StepFailedData,
+    EventType.STEP_SKIPPED: StepSkippedData,
+    EventType.STEP_RETRYING: StepRetryingData,
+    EventType.STEP_ROUTED: StepRoutedData,
+    EventType.STEP_MOCKED: StepMockedData,
+    EventType.STEP_IDEMPOTENT_HIT: StepIdempotentHitData,
+    EventType.STEP_COMPENSATING: StepCompensatingData,
+    EventType.STEP_COMPENSATED: StepCompensatedData,
+    EventType.DEBUG_PAUSED: DebugPausedData,
+    EventType.DEBUG_RESUMED: DebugResumedData,
+    EventType.DEBUG_CONTEXT_PATCHED: DebugContextPatchedData,
+    EventType.LOG: LogData,
+    EventType.RATE_LIMIT_EXCEEDED: RateLimitExceededData,
+    EventType.RATE_LIMIT_RECOVERED: RateLimitRecoveredData,
+    EventType.CIRCUIT_STATE_CHANGED: CircuitStateChangedData,
+}
 
 
 class ReplayOptions(RequestModel):

@@ -17,7 +17,7 @@ import jsonpatch
 from engine.config.model import PipelineDef
 from engine.executor import MockAnswer, Reused, RunControls
 from engine.service.errors import Conflict, InvalidInput, NotFound
-from engine.service.models import ReplayOptions, ReplayPlan, ReplayPlanStep
+from engine.service.models import EventType, ReplayOptions, ReplayPlan, ReplayPlanStep
 from engine.store.records import ExecutionRecord
 from engine.store.store import Store
 
@@ -40,7 +40,7 @@ def step_outputs(store: Store, execution_id: str) -> Iterator[dict[str, Any]]:
     """The data of every ``step.output`` event of an execution, in order, read in pages."""
     after = 0
     while True:
-        page = store.events(execution_id, after_seq=after, types=["step.output"], limit=1000)
+        page = store.events(execution_id, after_seq=after, types=[EventType.STEP_OUTPUT], limit=1000)
         for event in page:
             yield event.data
         if len(page) < 1000:

@@ -14,6 +14,7 @@ from typing import Any
 
 from engine.durations import parse_duration
 from engine.errors import StepError
+from engine.service.models import EventType
 from engine.steps.base import StepContext, StepType, SubRun
 from engine.steps.data import STEP_LIST_SCHEMA, canonical_json, config_schema, int_option
 
@@ -53,14 +54,14 @@ async def run_rate_limit(ctx: StepContext, config: dict[str, Any]) -> dict[str, 
         retry_after = (1.0 - tokens) / per_second
         if not bucket.get("limited"):  # record the transition, not every rejected call
             bucket["limited"] = True
-            ctx.event("rate_limit.exceeded", {"key": key, "retry_after_s": round(retry_after, 3)})
+            ctx.event(EventType.RATE_LIMIT_EXCEEDED, {"key": key, "retry_after_s": round(retry_after, 3)})
         raise StepError(
             f"rate limit exceeded for key {key!r}: {rate:g} requests per minute, burst {burst:g}; "
             f"retry in {retry_after:.1f}s", type="rate_limited", status=429,
             details={"key": key, "retry_after_s": round(retry_after, 3)})
     bucket["tokens"] = tokens - 1.0
     if bucket.pop("limited", False):
-        ctx.event("rate_limit.recovered", {"key": key})
+        ctx.event(EventType.RATE_LIMIT_RECOVERED, {"key": key})
     return {"allowed": True, "remaining": int(bucket["tokens"])}
 
 
@@ -71,8 +72,8 @@ CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
 
 def _transition(ctx: StepContext, state: dict[str, Any], to: str, why: str) -> None:
     ctx.log("warn", f"circuit breaker {ctx.path}: {state['state']} -> {to} ({why})")
-    ctx.event("circuit.state_changed", {"from": state["state"], "to": to, "reason": why,
-                                        "failures": state["failures"]})
+    ctx.event(EventType.CIRCUIT_STATE_CHANGED, {"from": state["state"], "to": to, "reason": why,
+                                                 "failures": state["failures"]})
     state["state"] = to
     if to == OPEN:
         state["opened_at"] = time.monotonic()

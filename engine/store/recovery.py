@@ -21,6 +21,7 @@ from typing import Any
 
 from sqlalchemy import Connection, delete, func, insert, or_, select, true, union, update
 
+from engine.service.models import EventType
 from engine.store import models
 from engine.store.codec import dumps
 from engine.store.presence import instance_key, lock_key
@@ -131,7 +132,7 @@ def _interrupt(conn: Connection, execution_id: str, started_at: float, owner: st
     data = {"error": error, "reason": "process_stopped", "instance": owner,
             **({"step": running} if running else {})}
     conn.execute(insert(ev).values(execution_id=execution_id, seq=seq,
-                                   type="execution.interrupted", data=dumps(data), ts=now))
+                                   type=EventType.EXECUTION_INTERRUPTED, data=dumps(data), ts=now))
     conn.execute(update(sr).where(sr.c.execution_id == execution_id, sr.c.status == "running")
                  .values(status=INTERRUPTED, ended_at=now, error=message))
     return True
