@@ -38,7 +38,7 @@ from app.editor.jq_field import PROGRAM, JqField, check_text
 from app.selection import SelectionHub
 from app.stale import Generation
 from engine.service.errors import ServiceError
-from engine.service.models import Breakpoint, PipelineInfo
+from engine.service.models import Breakpoint, EventType, PipelineInfo
 from engine.service.protocol import StudioService
 
 ENABLED, PIPELINE, STEP, CONDITION, HITS = range(5)
@@ -129,7 +129,7 @@ class BreakpointsPanel(QWidget):
 
         self._hits_timer = QTimer(self, singleShot=True, interval=HIT_REFRESH_MS)
         self._hits_timer.timeout.connect(lambda: asyncqt.spawn(self.refresh(), what="Loading breakpoints"))
-        self._follower = EventFollower(frozenset({"debug.paused"}), self)
+        self._follower = EventFollower(frozenset({EventType.DEBUG_PAUSED}), self)
         self._follower.matched.connect(lambda *_: self._hits_timer.start())
         self._follower.reconnected.connect(self._hits_timer.start)
         self._update_buttons()

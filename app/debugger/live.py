@@ -21,9 +21,6 @@ from engine.service.protocol import StudioService
 
 log = logging.getLogger("wfstudio.app")
 
-TERMINAL = frozenset({"execution.completed", "execution.failed", "execution.cancelled",
-                      "execution.compensated", "execution.interrupted"})
-DEBUG = frozenset({"debug.paused", "debug.resumed", "debug.context_patched"})
 FIRST_RETRY_S = 0.5
 MAX_RETRY_S = 10.0
 

@@ -27,10 +27,10 @@ from PySide6.QtWidgets import (
 )
 
 from app import asyncqt
-from app.debugger.live import DEBUG, TERMINAL, EventFollower
+from app.debugger.live import EventFollower
 from app.selection import SelectionHub
 from app.stale import Generation
-from engine.service.models import PausedExecution
+from engine.service.models import DEBUG_EVENTS, TERMINAL_EVENTS, PausedExecution
 from engine.service.protocol import StudioService
 
 PIPELINE, STEP, REASON, EXECUTION, SINCE = range(5)
@@ -78,7 +78,7 @@ class PausedPanel(QWidget):
 
         self._timer = QTimer(self, singleShot=True, interval=REFRESH_MS)
         self._timer.timeout.connect(lambda: asyncqt.spawn(self.refresh(), what="Loading paused executions"))
-        self._follower = EventFollower(DEBUG | TERMINAL, self)
+        self._follower = EventFollower(DEBUG_EVENTS | TERMINAL_EVENTS, self)
         self._follower.matched.connect(self._event)
         self._follower.reconnected.connect(self._timer.start)
         hub.executionSelected.connect(self._hub_selected)
@@ -212,7 +212,7 @@ class PausedPanel(QWidget):
 
     # -- live --------------------------------------------------------------------------
     def _event(self, event_type: str, execution_id: str, _seq: int) -> None:
-        if event_type in TERMINAL:
+        if event_type in TERMINAL_EVENTS:
             if execution_id == self._follow:
                 self._follow = None  # it finished instead of pausing again
             elif all(p.execution_id != execution_id for p in self._paused):

@@ -43,7 +43,7 @@ from app.selection import SelectionHub
 from app.stale import Generation, Token
 from app.tables import ROOT, ColumnsModel, Index
 from engine.service.errors import ServiceError
-from engine.service.models import Event
+from engine.service.models import TERMINAL_EVENTS, Event, EventType
 from engine.service.protocol import StudioService
 
 PAGE: Final = 1000  # events per read
@@ -51,8 +51,6 @@ TAIL_MS: Final = 100  # live events are appended at most this often
 MAX_SEEK_PAGES: Final = 100  # pages read forward to reach a step selected elsewhere
 COLUMNS: Final = ("Seq", "Time", "Type", "Step", "Data")
 SEQ, TIME, TYPE, STEP, DATA = range(len(COLUMNS))
-TERMINAL: Final = frozenset({"execution.completed", "execution.failed", "execution.cancelled",
-                             "execution.compensated", "execution.interrupted"})
 RUNNING: Final = frozenset({"running", "paused"})
 # Fields that name the step run (shown in the Step column, so left out of the summary).
 _RUN_KEYS: Final = frozenset({"step", "path", "attempt", "started_seq", "iteration", "index"})
@@ -106,7 +104,7 @@ def step_run_of(event: Event) -> tuple[str, int] | None:
     path = data.get("path")
     if not isinstance(path, str) or not path:
         return None
-    if event.type in ("step.started", "step.skipped"):
+    if event.type in (EventType.STEP_STARTED, EventType.STEP_SKIPPED):
         return path, event.seq
     started = data.get("started_seq")
     if isinstance(started, int):
@@ -186,9 +184,10 @@ class EventTableModel(ColumnsModel):
             c = theme.colors()
             if column == TYPE:
                 kind = event.type
-                if kind.endswith(".failed") or kind == "step.retrying":
+                # by family (.failed, debug., execution.): a plugin step's own events too
+                if kind.endswith(".failed") or kind == EventType.STEP_RETRYING:
                     return QColor(c.error)
-                if kind.startswith("debug.") or kind in ("step.mocked", "step.skipped"):
+                if kind.startswith("debug.") or kind in (EventType.STEP_MOCKED, EventType.STEP_SKIPPED):
                     return QColor(c.warning)
                 if kind.startswith("execution."):
                     return QColor(c.accent)
@@ -387,7 +386,7 @@ class EventList(QWidget):
                     self._tail_buffer.append(event)
                     if not self._tail_timer.isActive():
                         self._tail_timer.start()
-                if event.type in TERMINAL:
+                if event.type in TERMINAL_EVENTS:
                     self.status = "ended"
         except ServiceError as exc:
             if self._generation.is_current(generation) and isValid(self):
@@ -434,7 +433,7 @@ class EventList(QWidget):
         row = self.model.row_of_seq(event.seq)
         for before in reversed(self.model.events[max(0, row - 5000):row]):
             data = before.data
-            if (before.type == "step.started" and data.get("path") == path
+            if (before.type == EventType.STEP_STARTED and data.get("path") == path
                     and (iteration is None or data.get("iteration") == iteration)):
                 return path, before.seq
         return path, 0

@@ -51,7 +51,7 @@ from app.panes import fill_names, setup_table
 from app.selection import SelectionHub
 from app.stale import Generation, Token
 from engine.service.errors import ServiceError, Unavailable
-from engine.service.models import Event, ExecutionFilter, ExecutionSummary
+from engine.service.models import TERMINAL_STATUS, Event, EventType, ExecutionFilter, ExecutionSummary
 from engine.service.protocol import StudioService
 
 FIRST_PAGE: Final = 200  # rows of the first page: a screenful or two, quick to show
@@ -62,9 +62,9 @@ RECONNECT_S: Final = (0.5, 1.0, 2.0, 5.0)  # waits between live-stream reconnect
 STATUSES: Final = ("running", "paused", "completed", "failed", "cancelled", "compensated", "interrupted")
 SINCE: Final = (("Last 15 minutes", 15 * 60.0), ("Last hour", 3600.0), ("Last day", 86400.0),
                 ("All time", None))
-END_STATUS: Final = {"execution.completed": "completed", "execution.failed": "failed",
-                     "execution.cancelled": "cancelled", "execution.compensated": "compensated",
-                     "execution.interrupted": "interrupted"}
+# What a row follows live: starts, ends, pauses and resumptions (not the many step events).
+_FOLLOWED: Final = frozenset({EventType.EXECUTION_STARTED, *TERMINAL_STATUS, EventType.DEBUG_PAUSED,
+                              EventType.DEBUG_RESUMED})
 COLUMN_WIDTHS: Final = {STATUS: 110, PIPELINE: 170, STARTED: 150, DURATION: 90, TRIGGER: 80, ID: 80}
 
 
@@ -277,19 +277,19 @@ class ExecutionsPanel(QWidget):
 
     def _on_event(self, event: Event) -> None:
         kind = event.type
-        if not (kind.startswith("execution.") or kind.startswith("debug.")):
+        if kind not in _FOLLOWED:
             return  # the all-executions stream carries every step event: skip them first
         eid = event.execution_id
         data = event.data
-        if kind == "execution.started":
+        if kind == EventType.EXECUTION_STARTED:
             summary = self._summary_of(event)
             self._recent[eid] = summary
             if len(self._recent) > RECENT:
                 self._recent.popitem(last=False)
             if self._matches(summary):
                 self._new[eid] = summary
-        elif kind in END_STATUS:
-            changes: dict[str, Any] = {"status": END_STATUS[kind], "ended_at": event.ts}
+        elif kind in TERMINAL_STATUS:
+            changes: dict[str, Any] = {"status": TERMINAL_STATUS[kind], "ended_at": event.ts}
             if "duration_ms" in data:
                 changes["duration_ms"] = data["duration_ms"]
             if "output" in data:
@@ -300,9 +300,9 @@ class ExecutionsPanel(QWidget):
             if (self.model.row_of(eid) < 0 and eid not in self._new
                     and self.status_filter.currentData() == changes["status"]):
                 self._wanted.add(eid)  # finished into the filter: fetch its summary
-        elif kind == "debug.paused":
+        elif kind == EventType.DEBUG_PAUSED:
             self._change(eid, {"status": "paused"})
-        elif kind == "debug.resumed" and data.get("action") != "abort":
+        elif kind == EventType.DEBUG_RESUMED and data.get("action") != "abort":
             self._change(eid, {"status": "running"})
         else:
             return

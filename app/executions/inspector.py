@@ -30,14 +30,14 @@ from app.executions.support import cancel_all, named
 from app.selection import SelectionHub
 from app.stale import Generation, Token
 from engine.service.errors import ServiceError
-from engine.service.models import Event, ExecutionSummary, StepRun
+from engine.service.models import TERMINAL_EVENTS, Event, EventType, ExecutionSummary, StepRun
 from engine.service.protocol import StudioService
 
 PAGE: Final = 1000  # events per read while looking for a step run's end
-TERMINAL: Final = frozenset({"execution.completed", "execution.failed", "execution.cancelled",
-                             "execution.compensated", "execution.interrupted"})
-_ENDS: Final = frozenset({"step.completed", "step.failed"})
 _MISSING: Final = object()
+# The events that mark a step run, as its flags name them.
+_MARKS: Final[dict[str, str]] = {EventType.STEP_MOCKED: "mocked", EventType.STEP_ROUTED: "routed",
+                                 EventType.STEP_IDEMPOTENT_HIT: "idempotent hit"}
 
 
 @dataclass
@@ -75,24 +75,22 @@ class StepRunRecord:
         kind = event.type
         if event.seq == self.seq:
             self.start = event
-            if kind == "step.skipped":
+            if kind == EventType.STEP_SKIPPED:
                 self.ended, self.status = True, f"skipped ({data.get('reason', '')})"
             return
-        if kind == "step.input":
+        if kind == EventType.STEP_INPUT:
             self.input = data.get("input")
-        elif kind == "step.output":
+        elif kind == EventType.STEP_OUTPUT:
             self.output = data.get("output")
-        elif kind == "step.failed":
+        elif kind == EventType.STEP_FAILED:
             self.error = data.get("error")
             self.ended, self.status = True, "failed"
-        elif kind == "step.completed":
+        elif kind == EventType.STEP_COMPLETED:
             self.ended, self.status = True, "completed"
-        elif kind == "step.retrying":
+        elif kind == EventType.STEP_RETRYING:
             # The attempt failed and another follows: that one is a step run of its own.
             self.error = data.get("error")
             self.ended, self.status = True, "failed (retried)"
-        elif kind in _ENDS:
-            self.ended = True
 
     def value(self) -> dict[str, Any]:
         """The tree's content: input, output, error and the run's events by seq and type."""
@@ -115,8 +113,7 @@ class StepRunRecord:
         return float(value) if isinstance(value, int | float) else None
 
     def flags(self) -> list[str]:
-        marks = {"step.mocked": "mocked", "step.routed": "routed", "step.idempotent_hit": "idempotent hit"}
-        found = [marks[e.type] for e in self.events if e.type in marks]
+        found = [_MARKS[e.type] for e in self.events if e.type in _MARKS]
         if self.start is not None and self.start.data.get("reused"):
             found.append("reused")
         return found
@@ -259,7 +256,7 @@ class Inspector(QWidget):
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(5.0):
                     async for event in service.subscribe(execution_id, max(0, summary.event_count - 1)):
-                        if event.type in TERMINAL:
+                        if event.type in TERMINAL_EVENTS:
                             break
 
     def _show_execution(self, summary: ExecutionSummary) -> None:
@@ -336,7 +333,7 @@ class Inspector(QWidget):
                 record.take(event)
                 if record.ended:
                     break
-            if event.type in TERMINAL:
+            if event.type in TERMINAL_EVENTS:
                 break
         if self._current(generation):
             self._show_run(summary, record, step_run)

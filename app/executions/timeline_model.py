@@ -17,24 +17,42 @@ from __future__ import annotations
 import bisect
 import gc
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final, cast
 
 import numpy as np
 
 from app.executions.timeline_style import COLOR_INDEX, MARKER_INDEX, color_key
-from engine.service.models import Event, ExecutionSummary, StepRun, Timeline
+from engine.service.models import (
+    TERMINAL_EVENTS,
+    TERMINAL_STATUS,
+    DebugContextPatchedData,
+    DebugPausedData,
+    DebugResumedData,
+    Event,
+    EventType,
+    ExecutionSummary,
+    StepCompletedData,
+    StepFailedData,
+    StepIdempotentHitData,
+    StepMockedData,
+    StepRetryingData,
+    StepRoutedData,
+    StepRun,
+    StepSkippedData,
+    StepStartedData,
+    Timeline,
+)
 
 CHUNK = 100  # iterations per group lane once a loop has more than this
 EXPAND_ITERATIONS = 10  # a loop with at most this many iterations shows them expanded
 LOOP_TYPES = frozenset({"step.foreach", "step.while"})
 TERMINAL_STATUSES = frozenset({"completed", "failed", "cancelled", "compensated", "interrupted"})
-TERMINAL_EVENTS = frozenset({"execution.completed", "execution.failed", "execution.cancelled",
-                             "execution.compensated", "execution.interrupted"})
 # Event types read at load for markers (step runs themselves come from the timeline).
-MARKER_EVENTS = ["step.retrying", "step.routed", "step.mocked", "step.idempotent_hit",
-                 "debug.paused", "debug.resumed", "debug.context_patched"]
+MARKER_EVENTS: Final[list[str]] = [
+    EventType.STEP_RETRYING, EventType.STEP_ROUTED, EventType.STEP_MOCKED, EventType.STEP_IDEMPOTENT_HIT,
+    EventType.DEBUG_PAUSED, EventType.DEBUG_RESUMED, EventType.DEBUG_CONTEXT_PATCHED]
 
 STEP, ITERATION, CHUNK_GROUP, GROUP = "step", "iteration", "chunk", "group"
 # Bar kinds: a lane's own run; a run of a lane with sub-lanes (drawn as a thin bracket); a
@@ -439,159 +457,196 @@ class TimelineModel:
         """Fold one event in; True when something visible changed. Idempotent per event."""
         if event.seq > self.last_seq:
             self.last_seq = event.seq
-        kind = event.type
-        data = event.data
-        if kind == "step.started":
-            if event.seq in self.by_seq:
-                return False
-            attempt = int(data.get("attempt", 1) or 1)
-            flags = ["retried"] if attempt > 1 else []
-            if data.get("reused"):
-                flags.append("reused")
-            run = StepRun(execution_id=event.execution_id, path=str(data.get("path", "")),
-                          step=str(data.get("step", "")), type=str(data.get("type", "")), seq=event.seq,
-                          iteration=int(data.get("iteration", 0) or 0), attempt=attempt,
-                          status="running", started_at=event.ts, flags=flags)
-            self._place_live(run)
-            self._add_runs([run])
-            return True
-        if kind in ("step.completed", "step.failed"):
-            index = self._run_of(data, event.seq)
-            if index < 0:
-                return False
+        handler = _HANDLERS.get(event.type)
+        return handler(self, event) if handler is not None else False
+
+    # One handler per event kind (the _HANDLERS table below): each reads its typed payload.
+
+    def _on_step_started(self, event: Event) -> bool:
+        if event.seq in self.by_seq:
+            return False
+        data = cast(StepStartedData, event.data)
+        attempt = int(data.get("attempt", 1) or 1)
+        flags = ["retried"] if attempt > 1 else []
+        if data.get("reused"):
+            flags.append("reused")
+        run = StepRun(execution_id=event.execution_id, path=str(data.get("path", "")),
+                      step=str(data.get("step", "")), type=str(data.get("type", "")), seq=event.seq,
+                      iteration=int(data.get("iteration", 0) or 0), attempt=attempt,
+                      status="running", started_at=event.ts, flags=flags)
+        self._place_live(run)
+        self._add_runs([run])
+        return True
+
+    def _on_step_completed(self, event: Event) -> bool:
+        return self._end_step(event, "completed")
+
+    def _on_step_failed(self, event: Event) -> bool:
+        return self._end_step(event, "failed")
+
+    def _end_step(self, event: Event, status: str) -> bool:
+        data = cast(StepCompletedData | StepFailedData, event.data)
+        index = self._run_of(data, event.seq)
+        if index < 0:
+            return False
+        run = self.items[index]
+        assert isinstance(run, StepRun)
+        if run.status != "running":
+            return False
+        run.status = status
+        run.ended_at = event.ts
+        run.duration_ms = data.get("duration_ms")
+        if status == "failed":
+            error = cast(StepFailedData, data).get("error") or {}
+            run.error = str(error.get("message", error)) if isinstance(error, dict) else str(error)
+        self.end[index] = event.ts - self.t0
+        self.color[index] = COLOR_INDEX[color_key(run.status, run.flags)]
+        self.data_version += 1
+        return True
+
+    def _on_step_skipped(self, event: Event) -> bool:
+        if event.seq in self.by_seq:
+            return False
+        data = cast(StepSkippedData, event.data)
+        run = StepRun(execution_id=event.execution_id, path=str(data.get("path", "")),
+                      step=str(data.get("step", "")), type="", seq=event.seq, status="skipped",
+                      started_at=event.ts, ended_at=event.ts, duration_ms=0.0,
+                      error=f"skipped ({data.get('reason', '')})")
+        self._place_live(run)
+        self._add_runs([run])
+        return True
+
+    def _on_step_retrying(self, event: Event) -> bool:
+        data = cast(StepRetryingData, event.data)
+        path = str(data.get("path", ""))
+        attempt = int(data.get("attempt", 2) or 2)
+        error = data.get("error") or {}
+        message = error.get("message", "") if isinstance(error, dict) else str(error)
+        note = f"retry {attempt} after {data.get('delay_ms', 0):.0f} ms: {message}"
+        self._retry_notes[(path, attempt)] = note
+        # the failed attempt: no step.failed is recorded for it, only this event
+        bucket = self._by_path.get(path, [])
+        at = bisect.bisect_left(self._seqs_by_path.get(path, []), event.seq)
+        for index in reversed(bucket[max(0, at - 64): at]):  # concurrent iterations: look back a bit
             run = self.items[index]
             assert isinstance(run, StepRun)
-            if run.status != "running":
-                return False
-            run.status = "completed" if kind == "step.completed" else "failed"
-            run.ended_at = event.ts
-            run.duration_ms = data.get("duration_ms")
-            if kind == "step.failed":
-                error = data.get("error") or {}
-                run.error = str(error.get("message", error)) if isinstance(error, dict) else str(error)
-            self.end[index] = event.ts - self.t0
-            self.color[index] = COLOR_INDEX[color_key(run.status, run.flags)]
-            self.data_version += 1
-            return True
-        if kind == "step.skipped":
-            if event.seq in self.by_seq:
-                return False
-            run = StepRun(execution_id=event.execution_id, path=str(data.get("path", "")),
-                          step=str(data.get("step", "")), type="", seq=event.seq, status="skipped",
-                          started_at=event.ts, ended_at=event.ts, duration_ms=0.0,
-                          error=f"skipped ({data.get('reason', '')})")
-            self._place_live(run)
-            self._add_runs([run])
-            return True
-        if kind == "step.retrying":
-            path = str(data.get("path", ""))
-            attempt = int(data.get("attempt", 2) or 2)
-            error = data.get("error") or {}
-            message = error.get("message", "") if isinstance(error, dict) else str(error)
-            note = f"retry {attempt} after {data.get('delay_ms', 0):.0f} ms: {message}"
-            self._retry_notes[(path, attempt)] = note
-            # the failed attempt: no step.failed is recorded for it, only this event
-            bucket = self._by_path.get(path, [])
-            at = bisect.bisect_left(self._seqs_by_path.get(path, []), event.seq)
-            for index in reversed(bucket[max(0, at - 64): at]):  # concurrent iterations: look back a bit
-                run = self.items[index]
-                assert isinstance(run, StepRun)
-                if run.attempt == attempt - 1:
-                    if run.status == "running":
-                        run.status, run.ended_at, run.error = "failed", event.ts, message
-                        self.end[index] = event.ts - self.t0
-                        self.color[index] = COLOR_INDEX["failed"]
-                    break
-            following = self._run_after(path, event.seq)  # loading: the retried run is there
-            if following >= 0:
-                run = self.items[following]
-                assert isinstance(run, StepRun)
-                marker = self._marker_keys.get((run.seq, MARKER_INDEX["retry"]))
-                if marker is not None and run.attempt == attempt:
-                    marker.text = note
-            self.data_version += 1
-            return True
-        if kind == "step.routed":
-            index = self._run_of(data, event.seq)
-            if index < 0:
-                return False
-            run = self.items[index]
+            if run.attempt == attempt - 1:
+                if run.status == "running":
+                    run.status, run.ended_at, run.error = "failed", event.ts, message
+                    self.end[index] = event.ts - self.t0
+                    self.color[index] = COLOR_INDEX["failed"]
+                break
+        following = self._run_after(path, event.seq)  # loading: the retried run is there
+        if following >= 0:
+            run = self.items[following]
             assert isinstance(run, StepRun)
-            if "routed" not in run.flags:
-                run.flags.append("routed")
-            matched = data.get("matched_value")
-            self._marker(MARKER_INDEX["route"], index, event.ts - self.t0, run.seq,
-                         f"routed → {data.get('next_step')}"
-                         + (f" (matched {matched!r})" if matched is not None else ""), replace_text=True)
-            return True
-        if kind in ("step.mocked", "step.idempotent_hit"):
-            index = self._run_before(str(data.get("path", "")), event.seq)
-            if index < 0:
-                return False
-            run = self.items[index]
-            assert isinstance(run, StepRun)
-            flag = "mocked" if kind == "step.mocked" else "idempotent_hit"
-            if flag not in run.flags:
-                run.flags.append(flag)
-            self.color[index] = COLOR_INDEX[color_key(run.status, run.flags)]
-            if kind == "step.mocked":
-                self._marker(MARKER_INDEX["mock"], index, self.start[index], run.seq,
-                             f"answered by mock {data.get('mock_id', '')}".strip(), replace_text=True)
-            else:
-                self._marker(MARKER_INDEX["cached"], index, self.start[index], run.seq,
-                             f"idempotency hit (key {data.get('key')!r})", replace_text=True)
-            return True
-        if kind == "debug.paused":
-            if (event.seq, MARKER_INDEX["pause"]) in self._marker_keys:
-                return False
-            path = str(data.get("path", data.get("step", "")))
-            span = PauseSpan(path, str(data.get("step", "")), event.seq, str(data.get("reason", "")),
-                             event.ts)
-            following = self._run_after(path, event.seq)
-            if following >= 0:
-                span.run_seq = self.items[following].seq
-            index = self._add_pause(span)
-            self._open_pauses[path] = index
-            self.execution.status = "paused"
-            bp = data.get("breakpoint_id")
-            self._marker(MARKER_INDEX["pause"], index, span.started_at - self.t0, event.seq,
-                         f"paused ({span.reason}{', breakpoint ' + str(bp) if bp else ''})")
-            return True
-        if kind == "debug.resumed":
-            path = str(data.get("path", data.get("step", "")))
-            index = self._open_pauses.pop(path, -1)
-            if index < 0:
-                return False
-            span = self.items[index]
-            assert isinstance(span, PauseSpan)
-            span.ended_at, span.action = event.ts, str(data.get("action", ""))
-            self.end[index] = event.ts - self.t0
-            if self.running and not self._open_pauses:
-                self.execution.status = "running"
-            self.data_version += 1
-            return True
-        if kind == "debug.context_patched":
-            if (event.seq, MARKER_INDEX["edit"]) in self._marker_keys:
-                return False
-            path = str(data.get("path", data.get("step", "")))
-            patch = data.get("patch") or []
-            ops = ", ".join(f"{op.get('op')} {op.get('path')}" for op in patch[:4] if isinstance(op, dict))
-            more = f" (+{len(patch) - 4})" if len(patch) > 4 else ""
-            text = f"context edited by {data.get('by', 'someone')}: {ops}{more}"
-            index = self._open_pauses.get(path, -1)
-            if index >= 0:
-                self._marker(MARKER_INDEX["edit"], index, event.ts - self.t0, event.seq, text)
-            else:
-                self._marker(MARKER_INDEX["edit"], -1, event.ts - self.t0, event.seq, text,
-                             node=self._pause_lane(path, event.seq))
-            return True
-        if kind in TERMINAL_EVENTS:
-            self.running = False
-            self.execution.status = kind.split(".", 1)[1]
-            self.execution.ended_at = event.ts
-            self.data_version += 1
-            return True
-        return False
+            marker = self._marker_keys.get((run.seq, MARKER_INDEX["retry"]))
+            if marker is not None and run.attempt == attempt:
+                marker.text = note
+        self.data_version += 1
+        return True
+
+    def _on_step_routed(self, event: Event) -> bool:
+        data = cast(StepRoutedData, event.data)
+        index = self._run_of(data, event.seq)
+        if index < 0:
+            return False
+        run = self.items[index]
+        assert isinstance(run, StepRun)
+        if "routed" not in run.flags:
+            run.flags.append("routed")
+        matched = data.get("matched_value")
+        self._marker(MARKER_INDEX["route"], index, event.ts - self.t0, run.seq,
+                     f"routed → {data.get('next_step')}"
+                     + (f" (matched {matched!r})" if matched is not None else ""), replace_text=True)
+        return True
+
+    def _on_step_mocked(self, event: Event) -> bool:
+        data = cast(StepMockedData, event.data)
+        index = self._flag_run_before(str(data.get("path", "")), event.seq, "mocked")
+        if index < 0:
+            return False
+        self._marker(MARKER_INDEX["mock"], index, self.start[index], self.items[index].seq,
+                     f"answered by mock {data.get('mock_id', '')}".strip(), replace_text=True)
+        return True
+
+    def _on_step_idempotent_hit(self, event: Event) -> bool:
+        data = cast(StepIdempotentHitData, event.data)
+        index = self._flag_run_before(str(data.get("path", "")), event.seq, "idempotent_hit")
+        if index < 0:
+            return False
+        self._marker(MARKER_INDEX["cached"], index, self.start[index], self.items[index].seq,
+                     f"idempotency hit (key {data.get('key')!r})", replace_text=True)
+        return True
+
+    def _flag_run_before(self, path: str, seq: int, flag: str) -> int:
+        """Flag (and recolour) the run of ``path`` that event ``seq`` is about; its index or -1."""
+        index = self._run_before(path, seq)
+        if index < 0:
+            return -1
+        run = self.items[index]
+        assert isinstance(run, StepRun)
+        if flag not in run.flags:
+            run.flags.append(flag)
+        self.color[index] = COLOR_INDEX[color_key(run.status, run.flags)]
+        return index
+
+    def _on_debug_paused(self, event: Event) -> bool:
+        if (event.seq, MARKER_INDEX["pause"]) in self._marker_keys:
+            return False
+        data = cast(DebugPausedData, event.data)
+        path = str(data.get("path", data.get("step", "")))
+        span = PauseSpan(path, str(data.get("step", "")), event.seq, str(data.get("reason", "")),
+                         event.ts)
+        following = self._run_after(path, event.seq)
+        if following >= 0:
+            span.run_seq = self.items[following].seq
+        index = self._add_pause(span)
+        self._open_pauses[path] = index
+        self.execution.status = "paused"
+        bp = data.get("breakpoint_id")
+        self._marker(MARKER_INDEX["pause"], index, span.started_at - self.t0, event.seq,
+                     f"paused ({span.reason}{', breakpoint ' + str(bp) if bp else ''})")
+        return True
+
+    def _on_debug_resumed(self, event: Event) -> bool:
+        data = cast(DebugResumedData, event.data)
+        path = str(data.get("path", data.get("step", "")))
+        index = self._open_pauses.pop(path, -1)
+        if index < 0:
+            return False
+        span = self.items[index]
+        assert isinstance(span, PauseSpan)
+        span.ended_at, span.action = event.ts, str(data.get("action", ""))
+        self.end[index] = event.ts - self.t0
+        if self.running and not self._open_pauses:
+            self.execution.status = "running"
+        self.data_version += 1
+        return True
+
+    def _on_debug_context_patched(self, event: Event) -> bool:
+        if (event.seq, MARKER_INDEX["edit"]) in self._marker_keys:
+            return False
+        data = cast(DebugContextPatchedData, event.data)
+        path = str(data.get("path", data.get("step", "")))
+        patch = data.get("patch") or []
+        ops = ", ".join(f"{op.get('op')} {op.get('path')}" for op in patch[:4] if isinstance(op, dict))
+        more = f" (+{len(patch) - 4})" if len(patch) > 4 else ""
+        text = f"context edited by {data.get('by', 'someone')}: {ops}{more}"
+        index = self._open_pauses.get(path, -1)
+        if index >= 0:
+            self._marker(MARKER_INDEX["edit"], index, event.ts - self.t0, event.seq, text)
+        else:
+            self._marker(MARKER_INDEX["edit"], -1, event.ts - self.t0, event.seq, text,
+                         node=self._pause_lane(path, event.seq))
+        return True
+
+    def _on_execution_ended(self, event: Event) -> bool:
+        self.running = False
+        self.execution.status = TERMINAL_STATUS[event.type]
+        self.execution.ended_at = event.ts
+        self.data_version += 1
+        return True
 
     def _place_live(self, run: StepRun) -> None:
         """Loop detection for a run arriving live; a late discovery asks for a rebuild."""
@@ -608,7 +663,7 @@ class TimelineModel:
         if parent is not None:
             self._paths_with_children.add(parent)
 
-    def _run_of(self, data: dict[str, Any], seq: int) -> int:
+    def _run_of(self, data: Mapping[str, Any], seq: int) -> int:
         started = data.get("started_seq")
         if isinstance(started, int):
             return self.by_seq.get(started, -1)
@@ -749,3 +804,20 @@ class LaneInfo:
     runs: int  # own step runs
     children: int
     row: int  # -1 when not shown (inside a collapsed lane)
+
+
+# What apply_event does with each kind of event; the others change nothing visible.
+_HANDLERS: Final[dict[str, Callable[[TimelineModel, Event], bool]]] = {
+    EventType.STEP_STARTED: TimelineModel._on_step_started,
+    EventType.STEP_COMPLETED: TimelineModel._on_step_completed,
+    EventType.STEP_FAILED: TimelineModel._on_step_failed,
+    EventType.STEP_SKIPPED: TimelineModel._on_step_skipped,
+    EventType.STEP_RETRYING: TimelineModel._on_step_retrying,
+    EventType.STEP_ROUTED: TimelineModel._on_step_routed,
+    EventType.STEP_MOCKED: TimelineModel._on_step_mocked,
+    EventType.STEP_IDEMPOTENT_HIT: TimelineModel._on_step_idempotent_hit,
+    EventType.DEBUG_PAUSED: TimelineModel._on_debug_paused,
+    EventType.DEBUG_RESUMED: TimelineModel._on_debug_resumed,
+    EventType.DEBUG_CONTEXT_PATCHED: TimelineModel._on_debug_context_patched,
+    **dict.fromkeys(TERMINAL_EVENTS, TimelineModel._on_execution_ended),
+}

@@ -49,7 +49,7 @@ from app.debugger.json_edit import JsonEdit, compact
 from app.run.http_input import InputError, parse_json
 from app.stale import Generation
 from engine.service.errors import ServiceError
-from engine.service.models import ExecutionSummary, ReplayOptions, ReplayPlan, StepRun
+from engine.service.models import EventType, ExecutionSummary, ReplayOptions, ReplayPlan, StepRun
 from engine.service.protocol import StudioService
 
 PLAN_DELAY_MS = 250
@@ -436,7 +436,7 @@ class ReplayDialog(QDialog):
             after = 0
             while True:
                 page = await self.service.events(self.execution_id, after_seq=after,
-                                                 types=["step.output"], limit=OUTPUT_PAGE)
+                                                 types=[EventType.STEP_OUTPUT], limit=OUTPUT_PAGE)
                 for event in page:
                     outputs[str(event.data.get("path") or event.data.get("step"))] = event.data.get("output")
                 if len(page) < OUTPUT_PAGE:

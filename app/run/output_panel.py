@@ -34,7 +34,7 @@ from PySide6.QtWidgets import (
 
 from app.asyncqt import describe
 from engine.service.errors import ServiceError
-from engine.service.models import RunOptions, RunResult
+from engine.service.models import TERMINAL_EVENTS, EventType, RunOptions, RunResult
 from engine.service.protocol import StudioService
 
 PIPELINE, STATUS, DURATION, EXECUTION = range(4)
@@ -47,7 +47,6 @@ STATUS_COLORS = {
     "running": "#1565c0",
     "paused": "#ef6c00",
 }
-ENDED = {"execution.completed": "completed", "execution.failed": "failed", "execution.cancelled": "cancelled"}
 
 
 MAX_ROWS = 500  # runs listed at most; older finished ones are dropped from the list
@@ -420,11 +419,11 @@ async def _follow(service: StudioService, execution_id: str, panel: OutputPanel,
     events = service.subscribe(execution_id)  # replays from the start: the end is never missed
     try:
         async for event in events:
-            if event.type == "debug.paused":
+            if event.type == EventType.DEBUG_PAUSED:
                 panel.set_status(token, "paused")
-            elif event.type == "debug.resumed":
+            elif event.type == EventType.DEBUG_RESUMED:
                 panel.set_status(token, "running")
-            elif event.type in ENDED:
+            elif event.type in TERMINAL_EVENTS:
                 break
     finally:
         close = getattr(events, "aclose", None)  # a remote stream holds a connection
