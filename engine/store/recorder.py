@@ -41,6 +41,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 
 from engine.errors import StoreError
+from engine.service.models import EventType
 from engine.store import models
 from engine.store.codec import clean_text, dumps, dumps_escaped, dumps_or_none
 from engine.store.records import EventRecord, ExecutionRecord, StepRunRecord
@@ -622,7 +623,7 @@ class Recorder:
                     record, status="failed", output=None, error=error, ended_at=now,
                     duration_ms=round((now - record.started_at) * 1000, 3), event_count=seq)
                 part.executions.append(execution_row(ended, self.owner))
-            part.events.append((execution_id, seq, "execution.failed",
+            part.events.append((execution_id, seq, EventType.EXECUTION_FAILED,
                                 dumps({"error": error, "step": None}), now))
             closing.append(part)
         return closing
