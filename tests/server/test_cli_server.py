@@ -160,7 +160,7 @@ def test_serve_with_workers_runs_them_on_one_address_and_stops_them_all(tmp_path
             assert answer.status_code == 413, answer.text
         assert httpx.post(f"{base}/greet/small", content=b"x" * 4000,
                           headers={"X-API-Key": secret}).status_code == 201
-        for n in range(4):  # --max-input too: a run's input over 2 KB
+        for _ in range(4):  # --max-input too: a run's input over 2 KB
             answer = httpx.post(f"{base}/api/v1/pipelines/greet/runs", headers={"X-API-Key": secret},
                                 json={"input": {"note": "x" * 3000}})
             assert answer.status_code == 413 and "max_input" in answer.json()["message"], answer.text
