@@ -31,7 +31,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from engine.store.recorder import Recorder, dumps
+from engine.store.codec import dumps
+from engine.store.recorder import Recorder
 from engine.store.records import EventRecord, ExecutionRecord, StepRunRecord
 from engine.store.store import Store
 
@@ -113,15 +114,8 @@ class Collect:
 
 def baseline_rate(path: Path, runs: int, per_tx: int = 100) -> float:
     """Raw sqlite3: the same rows (JSON included), executemany, one commit per 100 runs."""
-    from engine.store.recorder import (
-        EVENT_COLS,
-        EXEC_COLS,
-        STEP_COLS,
-        STEP_KEY,
-        execution_row,
-        sqlite_upsert_sql,
-        step_run_row,
-    )
+    from engine.store.batch import EVENT_COLS, EXEC_COLS, STEP_COLS, STEP_KEY, execution_row, step_run_row
+    from engine.store.sink_sqlite import sqlite_upsert_sql
 
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("PRAGMA journal_mode=WAL")
@@ -212,7 +206,7 @@ def pg_copy_rate(url: str, runs: int, per_tx: int) -> float:
     transaction per ``per_tx`` runs, on one connection."""
     import psycopg
 
-    from engine.store.recorder import EVENT_COLS, EXEC_COLS, STEP_COLS, execution_row, step_run_row
+    from engine.store.batch import EVENT_COLS, EXEC_COLS, STEP_COLS, execution_row, step_run_row
 
     copies = [f"COPY {table} ({', '.join(cols)}) FROM STDIN"
               for table, cols in (("executions", EXEC_COLS), ("step_runs", STEP_COLS),

@@ -43,12 +43,16 @@ from sqlalchemy.pool import StaticPool
 
 from engine.errors import StoreError
 from engine.store import models
+from engine.store.batch import Sink
 from engine.store.codec import dumps, loads
 from engine.store.locks import StoreLocks
 from engine.store.presence import Listener, PgPresence, SqlitePresence, new_instance_id
-from engine.store.recorder import CoreSink, PgSink, Recorder, Sink, SqliteSink
+from engine.store.recorder import Recorder
 from engine.store.records import EventRecord, ExecutionRecord, StepRunRecord
 from engine.store.recovery import Recovered, recover_pg, recover_sqlite
+from engine.store.sink_core import CoreSink
+from engine.store.sink_pg import PgSink
+from engine.store.sink_sqlite import SqliteSink
 
 SQLITE_INLINE_ROWS = 3000  # larger SQLite batches are written off the loop (see recorder.py)
 HEAD_REVISION = "0004"  # the newest migration in migrations/versions (a test keeps them equal)
