@@ -311,10 +311,9 @@ class ExecutionRun:
         for reused in self.controls.reused:
             seq = self.emit(EventType.STEP_STARTED, {"step": reused.name, "path": reused.path,
                                                      "attempt": 1, "type": reused.type, "reused": True})
-            self.emit(EventType.STEP_OUTPUT, {"step": reused.name, "path": reused.path, "reused": True,
-                                              "output": redact(reused.output, self.level)})
             self.emit(EventType.STEP_COMPLETED, {"step": reused.name, "path": reused.path,
-                                                 "duration_ms": 0.0, "reused": True})
+                                                 "duration_ms": 0.0, "reused": True,
+                                                 "output": redact(reused.output, self.level)})
             if self.recorder is not None:
                 now = time.time()
                 self._save_run(StepRunRecord(self.record.id, reused.path, reused.name, reused.type,
@@ -460,13 +459,24 @@ class ExecutionRun:
         """One attempt: record it, run the type (or answer from idempotency), classify errors."""
         recording = self.recorder is not None
         run: StepRunRecord | None = None
-        started = 0.0
+        started = time.time() if recording else 0.0
+        # The input travels with step.started: render first; a failed render is recorded
+        # as a start without input, then the failure (below).
+        config: dict[str, Any] | None = None
+        render_error: Exception | None = None
+        try:
+            config = prepared.config.render(scope.vars)
+            if prepared.raw:
+                config = {**config, **prepared.raw}
+        except Exception as exc:
+            render_error = exc
         if recording:
-            started = time.time()
             data: dict[str, Any] = {"step": step.name, "path": path, "index": index,
                                     "attempt": attempt, "type": step.type}
             if iteration is not None:
                 data["iteration"] = iteration
+            if config is not None:
+                data["input"] = redact(config, self.level)
             seq = self.emit(EventType.STEP_STARTED, data)
             run = StepRunRecord(self.record.id, path, step.name, step.type, seq,
                                 iteration=iteration or 0, attempt=attempt, started_at=started)
@@ -483,12 +493,9 @@ class ExecutionRun:
             if iteration is not None:
                 which["iteration"] = iteration
         try:
-            config = prepared.config.render(scope.vars)
-            if prepared.raw:
-                config = {**config, **prepared.raw}
-            if recording:
-                self.emit(EventType.STEP_INPUT, {"step": step.name, "path": path, **which,
-                                                 "input": redact(config, self.level)})
+            if render_error is not None:
+                raise render_error
+            assert config is not None
             mock = self._mock(step, path)
             if mock is not None:
                 result = await self._mocked(step, path, mock, run)
@@ -514,8 +521,6 @@ class ExecutionRun:
         if recording:
             assert run is not None
             output = result.output
-            self.emit(EventType.STEP_OUTPUT, {"step": step.name, "path": path, **which,
-                                              "output": redact(output, self.level)})
             if result.jump is not None:
                 run.flags.append("routed")
                 self.emit(EventType.STEP_ROUTED, {"step": step.name, "path": path, **which,
@@ -523,8 +528,10 @@ class ExecutionRun:
                                                   "matched_value": result.matched_value})
             duration = self._end_run(run, "completed", None)
             run.output_size = _size(output)
+            # The output travels with step.completed (0.1.0 and earlier wrote step.output).
             self.emit(EventType.STEP_COMPLETED, {"step": step.name, "path": path, **which,
-                                                 "duration_ms": duration})
+                                                 "duration_ms": duration,
+                                                 "output": redact(output, self.level)})
         return result
 
     def _mock(self, step: StepDef, path: str) -> MockAnswer | None:

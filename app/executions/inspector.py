@@ -30,7 +30,15 @@ from app.executions.support import cancel_all, named
 from app.selection import SelectionHub
 from app.stale import Generation, Token
 from engine.service.errors import ServiceError
-from engine.service.models import TERMINAL_EVENTS, Event, EventType, ExecutionSummary, StepRun
+from engine.service.models import (
+    TERMINAL_EVENTS,
+    Event,
+    EventType,
+    ExecutionSummary,
+    StepRun,
+    carries_input,
+    carries_output,
+)
 from engine.service.protocol import StudioService
 
 PAGE: Final = 1000  # events per read while looking for a step run's end
@@ -73,16 +81,18 @@ class StepRunRecord:
         self.events.append(event)
         data = event.data
         kind = event.type
+        # The input comes with step.started and the output with step.completed; stores of
+        # 0.1.0 and earlier hold them in step.input / step.output events of their own.
+        if carries_input(kind, data):
+            self.input = data["input"]
+        if carries_output(kind, data):
+            self.output = data["output"]
         if event.seq == self.seq:
             self.start = event
             if kind == EventType.STEP_SKIPPED:
                 self.ended, self.status = True, f"skipped ({data.get('reason', '')})"
             return
-        if kind == EventType.STEP_INPUT:
-            self.input = data.get("input")
-        elif kind == EventType.STEP_OUTPUT:
-            self.output = data.get("output")
-        elif kind == EventType.STEP_FAILED:
+        if kind == EventType.STEP_FAILED:
             self.error = data.get("error")
             self.ended, self.status = True, "failed"
         elif kind == EventType.STEP_COMPLETED:

@@ -49,7 +49,14 @@ from app.debugger.json_edit import JsonEdit, compact
 from app.run.http_input import InputError, parse_json
 from app.stale import Generation
 from engine.service.errors import ServiceError
-from engine.service.models import EventType, ExecutionSummary, ReplayOptions, ReplayPlan, StepRun
+from engine.service.models import (
+    OUTPUT_EVENTS,
+    ExecutionSummary,
+    ReplayOptions,
+    ReplayPlan,
+    StepRun,
+    carries_output,
+)
 from engine.service.protocol import StudioService
 
 PLAN_DELAY_MS = 250
@@ -435,10 +442,12 @@ class ReplayDialog(QDialog):
             outputs: dict[str, Any] = {}
             after = 0
             while True:
+                # step.completed carries the output; stores of 0.1.0 and earlier: step.output
                 page = await self.service.events(self.execution_id, after_seq=after,
-                                                 types=[EventType.STEP_OUTPUT], limit=OUTPUT_PAGE)
+                                                 types=list(OUTPUT_EVENTS), limit=OUTPUT_PAGE)
                 for event in page:
-                    outputs[str(event.data.get("path") or event.data.get("step"))] = event.data.get("output")
+                    if carries_output(event.type, event.data):
+                        outputs[str(event.data.get("path") or event.data.get("step"))] = event.data["output"]
                 if len(page) < OUTPUT_PAGE:
                     break
                 after = page[-1].seq

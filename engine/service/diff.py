@@ -1,9 +1,10 @@
 """The diff of two executions (events-and-store.md §5), read from the store only.
 
 Step runs come from ``step_runs`` (status, duration, flags, order); their recorded input,
-output and route come from the event stream, read in pages. Input, output and routed
-events carry the step's path but not always its iteration or attempt, so each one is
-given to the run of that path it belongs to (see ``_attach``).
+output and route come from the event stream, read in pages: the input on ``step.started``
+and the output on ``step.completed``, or, in stores of 0.1.0 and earlier, on ``step.input``
+and ``step.output`` events of their own. Events that do not name their run's start seq
+are given to the open run of that path they belong to (see ``_take``).
 """
 
 from __future__ import annotations
@@ -14,13 +15,20 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine.service.errors import NotFound
-from engine.service.models import EventType, ExecutionDiff, StepDiff, ValueChange
+from engine.service.models import (
+    LEGACY_EVENTS,
+    EventType,
+    ExecutionDiff,
+    StepDiff,
+    ValueChange,
+    carries_output,
+)
 from engine.store.records import EventRecord, ExecutionRecord, StepRunRecord
 from engine.store.store import Store
 
 EVENT_PAGE = 2000  # events read per query: bounded memory per page on long executions
-_EVENT_TYPES = (EventType.STEP_STARTED, EventType.STEP_INPUT, EventType.STEP_OUTPUT, EventType.STEP_FAILED,
-                EventType.STEP_RETRYING, EventType.STEP_ROUTED)
+_EVENT_TYPES = (EventType.STEP_STARTED, EventType.STEP_COMPLETED, EventType.STEP_FAILED,
+                EventType.STEP_RETRYING, EventType.STEP_ROUTED, *LEGACY_EVENTS)
 
 
 class _Absent:
@@ -108,7 +116,8 @@ def _events(store: Store, execution_id: str) -> Iterator[EventRecord]:
 
 def _take(open_runs: list[_Run] | None, data: dict[str, Any], attempt: Any,
           ts: float) -> _Run | None:
-    """Remove and return the open run an output/failed/retrying event of its path closes.
+    """Remove and return the open run a completed/output/failed/retrying event of its path
+    closes: the one whose start seq it names, else the one it belongs to.
 
     Usually one run of a path is open. Several are open only when loop iterations run
     concurrently (``foreach`` with ``concurrency``); the event then says which one when it
@@ -118,6 +127,11 @@ def _take(open_runs: list[_Run] | None, data: dict[str, Any], attempt: Any,
     """
     if not open_runs:
         return None
+    started = data.get("started_seq")
+    named = next((r for r in open_runs if r.rec.seq == started), None) if started else None
+    if named is not None:
+        open_runs.remove(named)
+        return named
     iteration = data.get("iteration")
     pool = [r for r in open_runs
             if (iteration is None or r.rec.iteration == iteration)
@@ -145,8 +159,10 @@ def _load_runs(store: Store, execution_id: str) -> list[_Run]:
             run = by_seq.get(event.seq)
             if run is not None:
                 open_by_path.setdefault(path, []).append(run)
+                if "input" in data:
+                    run.input = data["input"]
         elif kind == EventType.STEP_INPUT:
-            # Emitted right after its step.started, before the step can yield to others.
+            # Legacy: emitted right after its step.started, before the step can yield to others.
             run = by_seq.get(event.seq - 1)
             if run is None or run.rec.path != path:
                 candidates = open_by_path.get(path)
@@ -154,16 +170,19 @@ def _load_runs(store: Store, execution_id: str) -> list[_Run]:
             if run is not None:
                 run.input = data.get("input")
         elif kind == EventType.STEP_ROUTED:
-            # Emitted in the same synchronous block as the output of the run that routed.
-            run = finished.get(path)
+            # It names its run; a legacy one without started_seq follows that run's step.output.
+            started = data.get("started_seq")
+            run = by_seq.get(started) if isinstance(started, int) else finished.get(path)
             if run is not None:
                 run.route = data.get("next_step")
+        elif kind == EventType.STEP_COMPLETED and "output" not in data:
+            continue  # legacy: its step.output before it closed the run already
         else:
             attempt = data.get("attempt")
             if kind == EventType.STEP_RETRYING and isinstance(attempt, int):
                 attempt -= 1  # it announces the next attempt; the failed one is before it
             run = _take(open_by_path.get(path), data, attempt, event.ts)
-            if run is not None and kind == EventType.STEP_OUTPUT:
+            if run is not None and carries_output(kind, data):
                 run.output = data.get("output")
                 finished[path] = run
     return runs

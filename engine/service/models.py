@@ -2,6 +2,7 @@
 
 # No ``from __future__ import annotations`` here: the event payloads below are TypedDicts whose
 # NotRequired keys must be seen at runtime (``__required_keys__``: the vocabulary's test reads it).
+from collections.abc import Mapping
 from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated, Any, Final, Literal, NotRequired
 
@@ -191,6 +192,8 @@ class EventType(StrEnum):
     EXECUTION_INTERRUPTED = "execution.interrupted"  # written by recovery, not the executor
     EXECUTION_COMPENSATED = "execution.compensated"
     STEP_STARTED = "step.started"
+    # Legacy: written by stores of 0.1.0 and earlier (a step's input and output as events of
+    # their own); readers accept them, new runs put them in step.started / step.completed.
     STEP_INPUT = "step.input"
     STEP_OUTPUT = "step.output"
     STEP_COMPLETED = "step.completed"
@@ -221,6 +224,22 @@ TERMINAL_STATUS: Final[dict[str, str]] = {kind: kind.split(".", 1)[1] for kind i
 # What the debugger records: a pause, its resumption and any context edit in between.
 DEBUG_EVENTS: Final = frozenset({
     EventType.DEBUG_PAUSED, EventType.DEBUG_RESUMED, EventType.DEBUG_CONTEXT_PATCHED})
+# Read from old stores only: new runs never write them (see EventType).
+LEGACY_EVENTS: Final = frozenset({EventType.STEP_INPUT, EventType.STEP_OUTPUT})
+# The events that may carry a step run's recorded input / output, new form first. Only
+# those whose data has the key carry it: a legacy step.completed has no output.
+INPUT_EVENTS: Final = (EventType.STEP_STARTED, EventType.STEP_INPUT)
+OUTPUT_EVENTS: Final = (EventType.STEP_COMPLETED, EventType.STEP_OUTPUT)
+
+
+def carries_input(kind: str, data: Mapping[str, Any]) -> bool:
+    """Whether an event of type ``kind`` records a step run's input (either form)."""
+    return "input" in data and kind in INPUT_EVENTS
+
+
+def carries_output(kind: str, data: Mapping[str, Any]) -> bool:
+    """Whether an event of type ``kind`` records a step run's output (either form)."""
+    return "output" in data and kind in OUTPUT_EVENTS
 
 
 # Each event's ``data``. NotRequired keys are absent (never null) when they do not apply.
@@ -290,9 +309,14 @@ class StepStartedData(TypedDict):
     index: NotRequired[int]  # position in its step list (absent for reused steps)
     iteration: NotRequired[int]  # inside a loop: the iteration
     reused: NotRequired[bool]  # replay from_step: taken from the original, not run
+    # the rendered config (redacted per the record level); absent when rendering it failed
+    # (step.failed follows), for reused steps, and in stores of 0.1.0 and earlier (step.input)
+    input: NotRequired[dict[str, Any]]
 
 
 class StepInputData(TypedDict):
+    """Legacy (0.1.0 and earlier): now step.started's ``input``."""
+
     step: str
     path: str
     attempt: int
@@ -302,6 +326,8 @@ class StepInputData(TypedDict):
 
 
 class StepOutputData(TypedDict):
+    """Legacy (0.1.0 and earlier): now step.completed's ``output``."""
+
     step: str
     path: str
     output: Any  # redacted per the record level
@@ -319,6 +345,9 @@ class StepCompletedData(TypedDict):
     started_seq: NotRequired[int]  # absent for reused steps
     iteration: NotRequired[int]
     reused: NotRequired[bool]
+    # the output (redacted per the record level); absent in stores of 0.1.0 and earlier,
+    # which recorded it in a step.output event before this one
+    output: NotRequired[Any]
 
 
 class StepFailedData(TypedDict):

@@ -17,7 +17,13 @@ import jsonpatch
 from engine.config.model import PipelineDef
 from engine.executor import MockAnswer, Reused, RunControls
 from engine.service.errors import Conflict, InvalidInput, NotFound
-from engine.service.models import EventType, ReplayOptions, ReplayPlan, ReplayPlanStep
+from engine.service.models import (
+    OUTPUT_EVENTS,
+    ReplayOptions,
+    ReplayPlan,
+    ReplayPlanStep,
+    carries_output,
+)
 from engine.store.records import ExecutionRecord
 from engine.store.store import Store
 
@@ -37,12 +43,15 @@ class PreparedReplay:
 
 
 def step_outputs(store: Store, execution_id: str) -> Iterator[dict[str, Any]]:
-    """The data of every ``step.output`` event of an execution, in order, read in pages."""
+    """The data of every event recording a step's output, in order, read in pages: a
+    ``step.completed`` with ``output``, or a ``step.output`` in stores of 0.1.0 and earlier
+    (whose ``step.completed`` carries none, so nothing is counted twice)."""
     after = 0
     while True:
-        page = store.events(execution_id, after_seq=after, types=[EventType.STEP_OUTPUT], limit=1000)
+        page = store.events(execution_id, after_seq=after, types=list(OUTPUT_EVENTS), limit=1000)
         for event in page:
-            yield event.data
+            if carries_output(event.type, event.data):
+                yield event.data
         if len(page) < 1000:
             return
         after = page[-1].seq

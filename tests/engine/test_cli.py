@@ -78,7 +78,7 @@ def test_run_json_and_read_back(files: dict[str, str], capsys: pytest.CaptureFix
     assert "calc" in capsys.readouterr().out
 
     assert main(["executions", "events", execution_id, "--store", files["store"], "--type",
-                 "step.output"]) == 0
+                 "step.completed"]) == 0
     out = capsys.readouterr().out.strip().splitlines()
     assert len(out) == 1 and '"twice": 42' in out[0]
 

@@ -91,7 +91,10 @@ async def test_from_step_reuses_earlier_outputs_without_rerunning(env: tuple[Loc
     store_run = next(s for s in timeline.steps if s.path == "store")
     assert "reused" in store_run.flags
     reused = [e for e in await svc.events(replay.execution_id) if e.data.get("reused")]
-    assert {e.type for e in reused} == {"step.started", "step.output", "step.completed"}
+    assert [e.type for e in reused] == ["step.started", "step.completed"]
+    first = next(e for e in await svc.events(original.execution_id)
+                 if e.type == "step.completed" and e.data["path"] == "store")
+    assert reused[1].data["output"] == first.data["output"] and first.data["output"]["last_id"] == 1
 
 
 async def test_modified_replay_with_patch_takes_another_route(env: tuple[LocalService, Path, Path]) -> None:

@@ -76,7 +76,7 @@ async def test_conditional_routes_by_value_with_default(tmp_path: Path, status: 
     assert [r.step for r in timeline] == ["route", handled]
     routed = next(e.data for e in events if e.type == "step.routed")
     assert routed["next_step"] == handled and routed["matched_value"] == status
-    output = next(e.data["output"] for e in events if e.type == "step.output")
+    output = next(e.data["output"] for e in events if e.type == "step.completed")
     assert output == {"matched_value": status, "next_step": handled}
 
 
