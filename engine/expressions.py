@@ -20,6 +20,7 @@ from typing import Any
 
 import jq
 
+from engine.context import Environment, without_env
 from engine.errors import ExpressionError
 from engine.format import templates
 from engine.format.json_types import value_type as type_name
@@ -126,11 +127,12 @@ def detached(vars: Mapping[str, Any]) -> Any:
     containers a step's output is written into (``vars`` by ``Scope.record``, ``steps`` by
     name). A result holding either would make the output contain itself once recorded
     (``{{ . }}`` into ``step.set``: a cycle every later walk recursed into forever). The
-    values are shared: a copy per key, not per byte of payload. (``step.jq`` may pass any
-    JSON value as ``vars``: not a mapping, nothing to detach.)"""
+    values are shared: a copy per key, not per byte of payload. A run's ``env`` is left
+    out (context.Environment). (``step.jq`` may pass any JSON value as ``vars``: not a
+    mapping, nothing to detach.)"""
     if not isinstance(vars, Mapping):
         return vars
-    out = dict(vars)
+    out = without_env(vars)
     steps = out.get("steps")
     if isinstance(steps, dict):
         out["steps"] = dict(steps)
@@ -141,6 +143,8 @@ def _lookup_detached(path: tuple[str, ...], vars: Mapping[str, Any]) -> Any:
     value = _lookup(path, vars)
     if path == ("steps",) and isinstance(value, dict):
         return dict(value)  # the live dict outputs are recorded into (see detached)
+    if type(value) is Environment:
+        return dict(value.plain)  # `.env` named whole: the variables, as a value of its own
     return value
 
 
@@ -155,12 +159,10 @@ def evaluate(program: str, vars: Mapping[str, Any]) -> Any:
         return detached(vars)
     compiled = _compile_jq(program)  # syntax errors and refusals come from libjq
     fast, paths = _compile_fast(program)
+    vars = _root(program, vars, paths)
     if fast is not None:
         try:
-            # A program that may read the root or `steps` whole may also return it (`[.]`,
-            # `{s: .steps}`); the others only reach values below them. libjq's results are
-            # new objects parsed from text.
-            outputs = fast(detached(vars) if _reads_containers(paths) else vars)
+            outputs = fast(vars)
             if len(outputs) == 1:
                 return result(outputs[0])
             return [result(value) for value in outputs] or None
@@ -185,6 +187,35 @@ def evaluate(program: str, vars: Mapping[str, Any]) -> Any:
 
 def _reads_containers(paths: frozenset[tuple[str, ...]] | None) -> bool:
     return paths is None or () in paths or ("steps",) in paths
+
+
+def _root(program: str, vars: Mapping[str, Any], paths: frozenset[tuple[str, ...]] | None) -> Any:
+    """What ``program`` reads as ``.``. A program that may read the root or ``steps`` whole
+    may also return it (``[.]``, ``{s: .steps}``): it gets ``detached`` copies; the others
+    only reach values below them (libjq's results are new objects parsed from text). A run's
+    ``env`` (context.Environment) is there as a plain dict only when the program names it
+    (``.env``, ``$ENV``, ``env``), else it is left out: whole-context values never hold it."""
+    whole = _reads_containers(paths)
+    env = vars.get("env") if isinstance(vars, Mapping) else None
+    if type(env) is not Environment:
+        return detached(vars) if whole else vars  # not a run's context: data as it is
+    if not _NEEDS_ENV.search(program):
+        return detached(vars) if whole else vars  # (the others cannot read the key unnamed)
+    if whole:
+        root = {key: env.plain if value is env else value for key, value in vars.items()}
+        if isinstance(root.get("steps"), dict):
+            root["steps"] = dict(root["steps"])
+        return root
+    assert paths is not None  # (whole otherwise)
+    return {key: env.plain if key == "env" else vars[key]
+            for key in _top_keys(paths) if key in vars}
+
+
+@lru_cache(maxsize=4096)
+def _top_keys(paths: frozenset[tuple[str, ...]]) -> tuple[str, ...]:
+    """The root keys a program that does not read the root whole can reach: a root of only
+    these cannot be told from the whole one (engine/jq/paths.py)."""
+    return tuple(sorted({path[0] for path in paths}))
 
 
 @lru_cache(maxsize=4096)
