@@ -34,7 +34,8 @@ def _text(value: str | None) -> str | None:
 
 def execution_row(r: ExecutionRecord, owner: str | None = None) -> Row:
     """``owner``: the instance (open store) running the execution, for crash recovery."""
-    return (r.id, r.pipeline, r.status, r.trigger_type, dumps_or_none(r.trigger_payload),
+    payload = r.trigger_text if r.trigger_text is not None else dumps_or_none(r.trigger_payload)
+    return (r.id, r.pipeline, r.status, r.trigger_type, payload,
             r.started_at, r.ended_at, r.duration_ms, dumps_or_none(r.output),
             dumps_or_none(r.error), r.definition_hash, r.parent_id, r.replay_of, r.tenant,
             r.event_count, owner)

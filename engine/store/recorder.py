@@ -38,9 +38,11 @@ from engine.errors import StoreError
 from engine.service.models import EventType
 from engine.store.batch import Batch, Row, RowsRefused, Sink, execution_row, step_run_row
 from engine.store.codec import dumps, dumps_escaped
+from engine.store.payload_refs import PAYLOAD_REF, without_payload
 from engine.store.records import EventRecord, ExecutionRecord, StepRunRecord
 
 log = logging.getLogger(__name__)
+_NO_PAYLOAD = object()
 
 
 
@@ -118,10 +120,13 @@ class Recorder:
         if self._refused and rec.execution_id in self._refused:
             return
         events = self._events
-        text, escaped = dumps_escaped(rec.data)
+        if rec.type == EventType.EXECUTION_STARTED:
+            text, rec = self._started(rec)
+        else:
+            text, escaped = dumps_escaped(rec.data)
+            if escaped is not None:  # listeners (live streams) get what the store holds
+                rec = EventRecord(rec.execution_id, rec.seq, rec.type, escaped, rec.ts)
         events.append((rec.execution_id, rec.seq, rec.type, text, rec.ts))
-        if escaped is not None:  # listeners (live streams) get what the store holds
-            rec = EventRecord(rec.execution_id, rec.seq, rec.type, escaped, rec.ts)
         for listener in self.listeners:
             try:
                 listener(rec)
@@ -131,6 +136,30 @@ class Recorder:
             self._kick()
         else:
             self._pending()
+
+    def _started(self, rec: EventRecord) -> tuple[str, EventRecord]:
+        """``execution.started`` without its trigger payload, which the execution's row holds
+        (encoded here, once, for that row): a payload is stored once, not twice. Readers get
+        it back (``store.payload_refs``); listeners get the whole event, as stored."""
+        trigger = rec.data.get("trigger")
+        record = self._open.get(rec.execution_id)
+        if (record is None or not isinstance(trigger, dict)
+                or trigger.get("payload", _NO_PAYLOAD) is not record.trigger_payload):
+            text, escaped = dumps_escaped(rec.data)
+            if escaped is not None:
+                rec = EventRecord(rec.execution_id, rec.seq, rec.type, escaped, rec.ts)
+            return text, rec
+        payload_text, payload = dumps_escaped(record.trigger_payload)
+        record.trigger_text = payload_text
+        stored = {**rec.data, "trigger": {**without_payload(trigger), PAYLOAD_REF: "execution"}}
+        text, escaped = dumps_escaped(stored)
+        if escaped is not None or payload is not None:
+            shown = dict(escaped if escaped is not None else rec.data)
+            shown["trigger"] = {**without_payload(shown["trigger"]),
+                                "payload": record.trigger_payload if payload is None else payload}
+            shown["trigger"].pop(PAYLOAD_REF, None)
+            rec = EventRecord(rec.execution_id, rec.seq, rec.type, shown, rec.ts)
+        return text, rec
 
     # ------------------------------------------------------------------ flushing
 

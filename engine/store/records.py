@@ -25,6 +25,8 @@ class ExecutionRecord:
     replay_of: str | None = None
     tenant: str = "default"
     event_count: int = 0
+    # trigger_payload as the store holds it, encoded once by the recorder (it never changes)
+    trigger_text: str | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass

@@ -46,6 +46,7 @@ from engine.store import models
 from engine.store.batch import Sink
 from engine.store.codec import dumps, loads
 from engine.store.locks import StoreLocks
+from engine.store.payload_refs import needs_payload, restore_payloads
 from engine.store.presence import Listener, PgPresence, SqlitePresence, new_instance_id
 from engine.store.recorder import Recorder
 from engine.store.records import EventRecord, ExecutionRecord, StepRunRecord
@@ -397,7 +398,12 @@ class Store:
                  .order_by(t.c.seq).limit(max(0, int(limit))))
         with self.read() as conn:
             rows = conn.execute(query).all()
-        return [EventRecord(id, seq, type_, loads(data), ts) for seq, type_, data, ts in rows]
+            events = [EventRecord(id, seq, type_, loads(data), ts) for seq, type_, data, ts in rows]
+            if events and any(map(needs_payload, events)):
+                ex = models.executions
+                payload = conn.execute(select(ex.c.trigger_payload).where(ex.c.id == id)).scalar()
+                restore_payloads(events, lambda _id: payload)
+        return events
 
     def count_events(self, execution_id: str | None = None) -> int:
         t = models.execution_events
