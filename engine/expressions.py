@@ -16,7 +16,7 @@ import uuid as _uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 import jq
 
@@ -157,9 +157,9 @@ def evaluate(program: str, vars: Mapping[str, Any]) -> Any:
         return _lookup_detached(tuple(match.group(1).split(".")), vars)
     if templates.IDENTITY.match(program):
         return detached(vars)
-    compiled = _compile_jq(program)  # syntax errors and refusals come from libjq
-    fast, paths = _compile_fast(program)
-    vars = _root(program, vars, paths)
+    plan = _plan(program)  # syntax errors and refusals come from libjq
+    compiled, fast, paths = plan.compiled, plan.fast, plan.paths
+    vars = _root(plan, vars)
     if fast is not None:
         try:
             outputs = fast(vars)
@@ -189,33 +189,44 @@ def _reads_containers(paths: frozenset[tuple[str, ...]] | None) -> bool:
     return paths is None or () in paths or ("steps",) in paths
 
 
-def _root(program: str, vars: Mapping[str, Any], paths: frozenset[tuple[str, ...]] | None) -> Any:
-    """What ``program`` reads as ``.``. A program that may read the root or ``steps`` whole
+class _Plan(NamedTuple):
+    """What ``evaluate`` needs of a program, decided once per program text."""
+
+    compiled: Any  # libjq's
+    fast: Any  # the compiled subset's, or None
+    paths: frozenset[tuple[str, ...]] | None  # what libjq is fed (None: the whole context)
+    whole: bool  # may read the root or ``steps`` whole
+    names_env: bool  # mentions ``env`` or ``$ENV``
+    keys: tuple[str, ...]  # the root keys it can reach when not ``whole``
+
+
+@lru_cache(maxsize=4096)
+def _plan(program: str) -> _Plan:
+    compiled = _compile_jq(program)
+    fast, paths = _compile_fast(program)
+    whole = _reads_containers(paths)
+    keys = () if whole or paths is None else tuple(sorted({path[0] for path in paths}))
+    return _Plan(compiled, fast, paths, whole, bool(_NEEDS_ENV.search(program)), keys)
+
+
+def _root(plan: _Plan, vars: Mapping[str, Any]) -> Any:
+    """What a program reads as ``.``. A program that may read the root or ``steps`` whole
     may also return it (``[.]``, ``{s: .steps}``): it gets ``detached`` copies; the others
     only reach values below them (libjq's results are new objects parsed from text). A run's
     ``env`` (context.Environment) is there as a plain dict only when the program names it
     (``.env``, ``$ENV``, ``env``), else it is left out: whole-context values never hold it."""
-    whole = _reads_containers(paths)
+    if not plan.names_env:  # (a program not naming it cannot read the key but whole)
+        return detached(vars) if plan.whole else vars
     env = vars.get("env") if isinstance(vars, Mapping) else None
     if type(env) is not Environment:
-        return detached(vars) if whole else vars  # not a run's context: data as it is
-    if not _NEEDS_ENV.search(program):
-        return detached(vars) if whole else vars  # (the others cannot read the key unnamed)
-    if whole:
+        return detached(vars) if plan.whole else vars  # not a run's context: data as it is
+    if plan.whole:
         root = {key: env.plain if value is env else value for key, value in vars.items()}
-        if isinstance(root.get("steps"), dict):
+        if type(root.get("steps")) is dict:
             root["steps"] = dict(root["steps"])
         return root
-    assert paths is not None  # (whole otherwise)
-    return {key: env.plain if key == "env" else vars[key]
-            for key in _top_keys(paths) if key in vars}
-
-
-@lru_cache(maxsize=4096)
-def _top_keys(paths: frozenset[tuple[str, ...]]) -> tuple[str, ...]:
-    """The root keys a program that does not read the root whole can reach: a root of only
-    these cannot be told from the whole one (engine/jq/paths.py)."""
-    return tuple(sorted({path[0] for path in paths}))
+    # Only the keys it can reach (engine/jq/paths.py): such a root is indistinguishable.
+    return {key: env.plain if key == "env" else vars[key] for key in plan.keys if key in vars}
 
 
 @lru_cache(maxsize=4096)
