@@ -85,6 +85,9 @@ async def _serve(args: argparse.Namespace, stop: _Stop) -> int:
         app = create_app(service, keys=keys, deploy_dir=args.deploy_dir,
                          heartbeat=args.heartbeat, max_body=parse_size(args.max_body),
                          max_input=parse_size(args.max_input, "--max-input"))
+        from engine.server.heap import settle
+
+        settle()  # before serving: the collector set for a server's allocations
         # httptools parses HTTP in C when installed (uvicorn's "auto"); per-request access
         # lines cost about a tenth of a request's CPU time, so they are opt-in.
         config = uvicorn.Config(app, host=host, port=port, log_level=args.log_level,

@@ -29,11 +29,12 @@ from __future__ import annotations
 
 import re
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import parse_qsl, unquote
 
 import orjson
 from fastapi import Request, Response
 from fastapi.responses import JSONResponse
+from starlette.requests import ClientDisconnect
 from starlette.types import Receive, Scope, Send
 
 from engine import json_input
@@ -55,18 +56,62 @@ class BodyTooLarge(Exception):
     pass
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
+class _Head:
+    """A request's headers, read in one pass over the ASGI scope: what the payload holds
+    (lower-case names, repeats joined, no credentials) and the first value of each header
+    the server itself reads (as ``Request.headers.get`` gives it)."""
+
+    __slots__ = ("api_key", "authorization", "content_length", "shown")
+
+    def __init__(self, scope: Scope):
+        self.api_key: str | None = None
+        self.authorization: str | None = None
+        self.content_length: str | None = None
+        shown: dict[str, str] = {}
+        for raw_name, raw_value in scope["headers"]:
+            name = raw_name.decode("latin-1")
+            value = raw_value.decode("latin-1")
+            if name in AUTH_HEADERS:
+                if name == "x-api-key":
+                    self.api_key = value if self.api_key is None else self.api_key
+                elif name == "authorization":
+                    self.authorization = (value if self.authorization is None
+                                          else self.authorization)
+                continue
+            if name in shown:
+                shown[name] = f"{shown[name]}, {value}"
+                continue
+            if name == "content-length":
+                self.content_length = value
+            shown[name] = value
+        self.shown = shown
+
+
+async def _read_body(receive: Receive, declared: str | None, limit: int) -> bytes:
+    """The whole body; ``BodyTooLarge`` as soon as it is announced or counted over ``limit``
+    (nothing kept), ``ClientDisconnect`` if the client leaves first."""
     if declared and declared.isdigit() and int(declared) > limit:
         raise BodyTooLarge()
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise BodyTooLarge()
-        chunks.append(chunk)
-    return b"".join(chunks)
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            if message["type"] == "http.disconnect":
+                raise ClientDisconnect()
+            continue
+        chunk: bytes = message.get("body", b"")
+        if chunk:
+            size += len(chunk)
+            if size > limit:
+                raise BodyTooLarge()
+            chunks.append(chunk)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    return await _read_body(request.receive, request.headers.get("content-length"), limit)
 
 
 def _is_json(content_type: str) -> bool:
@@ -74,24 +119,25 @@ def _is_json(content_type: str) -> bool:
     return media == "application/json" or media.endswith("+json")
 
 
-def _url_path(request: Request) -> str:
+def _url_path(scope: Scope) -> str:
     """``request.url.path`` without building the URL (the common case: nothing to escape)."""
-    path: str = request.scope["path"]
-    return request.url.path if "?" in path or "#" in path or "\\" in path else path
+    path: str = scope["path"]
+    return Request(scope).url.path if "?" in path or "#" in path or "\\" in path else path
 
 
 def trigger_payload(request: Request, params: dict[str, str], raw: bytes) -> dict[str, Any]:
+    """The run's ``.trigger`` for ``request`` with body ``raw`` (see ``_payload``)."""
+    return _payload(request.scope, _Head(request.scope).shown, params, raw)
+
+
+def _payload(scope: Scope, headers: dict[str, str], params: dict[str, str],
+             raw: bytes) -> dict[str, Any]:
     """The run's ``.trigger``; raises ``JsonInputError`` if a JSON body breaks the engine's
     rule for JSON input (``engine.json_input``; orjson first, so the common body costs what
     ``orjson.loads`` does). A body without a content type that is not such JSON is text."""
-    headers: dict[str, str] = {}
-    for name, value in request.headers.items():  # lower-case names; repeats joined
-        if name in AUTH_HEADERS:
-            continue
-        headers[name] = f"{headers[name]}, {value}" if name in headers else value
     query: dict[str, Any] = {}
-    for name, value in (request.query_params.multi_items() if request.scope.get("query_string")
-                        else ()):
+    for name, value in (parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True)
+                        if scope.get("query_string") else ()):
         if name not in query:
             query[name] = value
         elif isinstance(query[name], list):
@@ -101,7 +147,7 @@ def trigger_payload(request: Request, params: dict[str, str], raw: bytes) -> dic
     text = raw.decode("utf-8", "replace")
     content_type = headers.get("content-type", "")
     body: Any = None
-    if text.strip():
+    if text and not text.isspace():  # what text.strip() tests, without copying the body
         if _is_json(content_type):
             body = json_input.loads(raw)  # JsonInputError is a ValueError
         elif not content_type:
@@ -111,7 +157,7 @@ def trigger_payload(request: Request, params: dict[str, str], raw: bytes) -> dic
                 body = text
         else:
             body = text
-    return {"method": request.method, "path": _url_path(request),
+    return {"method": scope["method"], "path": _url_path(scope),
             "path_params": {k: unquote(v) for k, v in params.items()}, "query": query,
             "headers": headers, "body": body, "raw_body": text}
 
@@ -192,31 +238,40 @@ def accepted(execution_id: str) -> Response:
                          "Location": f"/api/v1/executions/{execution_id}"})
 
 
+_WAIT = RunOptions()  # the service only reads it: one instance, validated once
+_NO_WAIT = RunOptions(wait=False)
+
+
 async def handle_trigger(request: Request) -> Response:
     """The catch-all route: every request outside the API lands here."""
-    state = request.app.state
+    return await _handle(request.scope, request.receive)
+
+
+async def _handle(scope: Scope, receive: Receive) -> Response:
+    state = scope["app"].state
     keys: KeyStore = state.keys
+    head = _Head(scope)
     # The key first: without one nobody learns which paths exist.
-    authenticate(keys, presented_secret(request.headers.get("x-api-key"),
-                                        request.headers.get("authorization")), "run")
-    if request.scope["path"].startswith("/api/"):
-        raise NotFound(f"no API endpoint {request.method} {request.url.path}")
+    authenticate(keys, presented_secret(head.api_key, head.authorization), "run")
+    method: str = scope["method"]
+    if scope["path"].startswith("/api/"):
+        raise NotFound(f"no API endpoint {method} {_url_path(scope)}")
     table: TriggerTable = state.triggers
-    raw_path = request.scope.get("raw_path") or request.url.path.encode()
+    raw_path = scope.get("raw_path") or _url_path(scope).encode()
     path = raw_path.decode("latin-1").split("?", 1)[0]
-    route, params, allowed = table.match(request.method, path)
+    route, params, allowed = table.match(method, path)
     if route is None:
         if allowed:
             return error_response(405, "method_not_allowed",
-                                  f"{request.method} is not served at {request.url.path}",
+                                  f"{method} is not served at {_url_path(scope)}",
                                   headers={"Allow": ", ".join(allowed)})
-        raise NotFound(f"no trigger at {request.method} {request.url.path}")
+        raise NotFound(f"no trigger at {method} {_url_path(scope)}")
     try:
-        raw = await read_body(request, state.max_body)
+        raw = await _read_body(receive, head.content_length, state.max_body)
     except BodyTooLarge:
         return error_response(413, "too_large", f"the request body exceeds {state.max_body} bytes")
     try:
-        payload = trigger_payload(request, params, raw)
+        payload = _payload(scope, head.shown, params, raw)
     except json_input.JsonInputError as exc:
         return error_response(400, "invalid_input", f"the request body: {exc}",
                               {"rule": exc.rule, "position": exc.position})
@@ -224,17 +279,16 @@ async def handle_trigger(request: Request) -> Response:
     name = route.pipeline.name
     if not route.responds:
         # Returns once the start is durable: acknowledged means recorded.
-        started = await service.run(name, payload, RunOptions(wait=False))
+        started = await service.run(name, payload, _NO_WAIT)
         return accepted(started.execution_id)
-    return reply(await service.run(name, payload), route)
+    return reply(await service.run(name, payload, _WAIT), route)
 
 
 async def serve_trigger(scope: Scope, receive: Receive, send: Send) -> None:
     """``handle_trigger`` as a bare ASGI app (see ServerApp): errors answered by the app's
     exception handlers, as through the router."""
-    request = Request(scope, receive)
     try:
-        response = await handle_trigger(request)
+        response = await _handle(scope, receive)
     except Exception as exc:
-        response = await handle_error(request, exc)
+        response = await handle_error(Request(scope, receive), exc)
     await response(scope, receive, send)

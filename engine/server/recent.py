@@ -21,11 +21,16 @@ Key = tuple[str, int]  # (execution_id, seq)
 
 
 class RecentEvents:
+    """The ring. ``publish`` runs for every event the process records (about twenty a
+    triggered run), so it only appends; the (execution_id, seq) -> position index is brought
+    up to date when a stream asks for a position."""
+
     def __init__(self, size: int = 10_000):
         self.size = size
-        self._events: deque[EventRecord] = deque()
+        self._events: deque[EventRecord] = deque(maxlen=max(size, 1))
         self._positions: dict[Key, int] = {}
         self._next = 0  # the position the next event gets
+        self._indexed = 0  # the events before this position are in _positions (if held)
 
     def attach(self, recorder: Recorder) -> None:
         if self.size > 0 and self.publish not in recorder.listeners:
@@ -36,12 +41,20 @@ class RecentEvents:
             recorder.listeners.remove(self.publish)
 
     def publish(self, event: EventRecord) -> None:
-        if len(self._events) >= self.size:
-            old = self._events.popleft()
-            self._positions.pop((old.execution_id, old.seq), None)
-        self._events.append(event)
-        self._positions[(event.execution_id, event.seq)] = self._next
+        self._events.append(event)  # the deque drops the oldest once full
         self._next += 1
+
+    def _index(self) -> None:
+        """Add the events published since the last call to the index; drop the positions of
+        events that left the ring once they are as many as those held."""
+        first = self.first
+        if self._indexed < first or len(self._positions) > 2 * len(self._events):
+            self._positions = {}
+            self._indexed = first
+        start = self._indexed - first
+        for position, event in enumerate(islice(self._events, start, None), self._indexed):
+            self._positions[(event.execution_id, event.seq)] = position
+        self._indexed = self._next
 
     @property
     def first(self) -> int:
@@ -50,7 +63,10 @@ class RecentEvents:
 
     def position(self, key: Key) -> int | None:
         """Where this event is in the ring; None if it is not (or no longer) held."""
-        return self._positions.get(key)
+        if self._indexed != self._next:
+            self._index()
+        found = self._positions.get(key)
+        return found if found is not None and found >= self.first else None
 
     def between(self, after: int, before: int | None = None) -> list[tuple[int, EventRecord]]:
         """The events with ``after`` < position < ``before``, with their positions.
