@@ -14,11 +14,12 @@ from PySide6.QtWidgets import QComboBox, QLabel, QTableView, QTreeView
 from app.executions import event_list as event_list_module
 from app.executions import inspector as inspector_module
 from app.executions.event_list import EVENT_ROLE, EventList
-from app.executions.inspector import Inspector
+from app.executions.inspector import Inspector, StepRunRecord
 from app.executions.json_tree import PAGE, PREVIEW, TOOLTIP, JsonTreeModel
 from app.selection import SelectionHub
 from engine.service.models import RunOptions
 from tests.app.support import eventually
+from tests.contract.legacy_store import rewrite_as_legacy
 
 TRIAGE = {"id": "T-1", "severity": 9, "product": "billing"}
 USERS = {"users": [{"name": "ada", "orders": 2, "age": 30, "email": "a@x"},
@@ -75,8 +76,7 @@ def test_inspector_shows_the_selected_step_run_and_the_execution(qtbot, qloop, s
         assert [(r["name"], r["score"]) for r in results] == [("ADA", 23), ("BOB", 11)]
         # Only the fan-out run's own events, not its iterations' sub-steps.
         events = model.value()["events"]
-        assert [e["type"] for e in events.values()] == [
-            "step.started", "step.input", "step.output", "step.completed"]
+        assert [e["type"] for e in events.values()] == ["step.started", "step.completed"]
         assert all(e["data"]["path"] == "fan-out" for e in events.values())
         assert "fan-out" in inspector.findChild(QLabel, "inspectorTitle").text()
 
@@ -140,8 +140,7 @@ def test_a_large_output_is_paged_lazily_and_copied_as_json(qtbot, qloop, service
         inspector.findChild(QAction, "copyJson").trigger()  # nothing selected: everything shown
         copied = json.loads(QGuiApplication.clipboard().text())
         assert copied["output"] == {"priority": "low", "items": items}
-        assert [e["type"] for e in copied["events"].values()][:3] == [
-            "step.started", "step.input", "step.mocked"]
+        assert [e["type"] for e in copied["events"].values()][:2] == ["step.started", "step.mocked"]
 
     qloop.run_until_complete(scenario())
 
@@ -203,7 +202,7 @@ def shown_events(events: EventList) -> list:  # type: ignore[type-arg]
 
 
 def test_event_list_pages_filters_by_type_and_selects_step_runs(qtbot, qloop, service, monkeypatch):
-    monkeypatch.setattr(event_list_module, "PAGE", 10)
+    monkeypatch.setattr(event_list_module, "PAGE", 4)
 
     async def scenario() -> None:
         eid = (await service.run("triage", TRIAGE)).execution_id
@@ -214,7 +213,7 @@ def test_event_list_pages_filters_by_type_and_selects_step_runs(qtbot, qloop, se
         table = events.findChild(QTableView, "eventTable")
         hub.select_execution(eid)
         await eventually(lambda: events.model.rowCount() > 0 and not events.model.loading)
-        assert events.model.rowCount() < len(stored)  # read by pages of 10 ...
+        assert events.model.rowCount() < len(stored)  # read by pages of 4 ...
         while events.model.canFetchMore(QModelIndex()):  # ... as the view scrolls down
             table.scrollToBottom()
             events.model.fetchMore(QModelIndex())
@@ -223,8 +222,8 @@ def test_event_list_pages_filters_by_type_and_selects_step_runs(qtbot, qloop, se
 
         types = events.findChild(QComboBox, "eventTypeFilter")
         assert {types.itemData(i) for i in range(types.count())} == {None} | {e.type for e in stored}
-        types.setCurrentIndex(types.findData("step.output"))
-        outputs = [e.seq for e in stored if e.type == "step.output"]
+        types.setCurrentIndex(types.findData("step.completed"))
+        outputs = [e.seq for e in stored if e.type == "step.completed"]
         await eventually(lambda: [e.seq for e in shown_events(events)] == outputs and events.model.exhausted)
 
         # Selecting an event selects its step run: its path and the seq of its start.
@@ -267,5 +266,53 @@ def test_event_list_follows_a_running_execution(qtbot, qloop, service):
         seqs = [e.seq for e in shown_events(events)]
         assert seqs == list(range(1, len(seqs) + 1)) and len(seqs) > count  # no gap, no repeat
         assert seqs == [e.seq for e in await service.events(eid)]
+
+    qloop.run_until_complete(scenario())
+
+
+async def read_run(service, execution_id: str, seq: int, path: str) -> StepRunRecord:  # type: ignore[no-untyped-def]
+    """A step run as the Inspector reads it: from its start forward until it ends."""
+    record = StepRunRecord(path, seq)
+    for event in await service.events(execution_id, after_seq=seq - 1):
+        if record.belongs(event):
+            record.take(event)
+            if record.ended:
+                break
+    return record
+
+
+def test_an_execution_in_the_old_event_shape_inspects_the_same(qtbot, qloop, service, tmp_path):
+    """Stores of 0.1.0 and earlier hold step.input / step.output events of their own."""
+
+    async def scenario() -> None:
+        await service.set_mock("triage", "classify", output={"priority": "low"})
+        for pipeline, payload in (("triage", TRIAGE), ("score-users", USERS)):
+            new = (await service.run(pipeline, payload)).execution_id
+            old = (await service.run(pipeline, payload)).execution_id
+            written = rewrite_as_legacy(f"sqlite:///{tmp_path / 'store.db'}", old)
+            assert "step.input" in {kind for _s, kind, _d, _t in written}
+            runs_new, runs_old = (await service.timeline(new)).steps, (await service.timeline(old)).steps
+            assert [r.path for r in runs_new] == [r.path for r in runs_old]
+            for run_new, run_old in zip(runs_new, runs_old, strict=True):
+                a = await read_run(service, new, run_new.seq, run_new.path)
+                b = await read_run(service, old, run_old.seq, run_old.path)
+                assert (b.input, b.output, b.error, b.status, b.flags()) == (
+                    a.input, a.output, a.error, a.status, a.flags()), run_new.path
+                assert b.input is not inspector_module._MISSING or run_new.status == "skipped"
+                assert [e.type for e in b.events if e.type not in ("step.input", "step.output")] == [
+                    e.type for e in a.events]
+
+        # and in the widget: the selected run's input and output, with the old events listed
+        hub = SelectionHub()
+        inspector = make_inspector(qtbot, service, hub)
+        model = inspector.findChild(QTreeView, "inspectorTree").model()
+        fan_out = next(r for r in (await service.timeline(old)).steps if r.path == "fan-out")
+        hub.select_step_run(old, "fan-out", fan_out.seq)
+        await eventually(lambda: "events" in top_keys(model))
+        assert top_keys(model) == ["input", "output", "events"]
+        assert [(r["name"], r["score"]) for r in model.value()["output"]["results"]] == [
+            ("ADA", 23), ("BOB", 11)]
+        assert [e["type"] for e in model.value()["events"].values()] == [
+            "step.started", "step.input", "step.output", "step.completed"]
 
     qloop.run_until_complete(scenario())

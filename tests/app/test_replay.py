@@ -12,6 +12,7 @@ from PySide6.QtWidgets import QCheckBox, QComboBox, QLabel, QPushButton, QTableW
 from app.replay.replay_dialog import MOCK, REUSE, ReplayDialog
 from engine.service.models import ExecutionFilter, RunOptions
 from tests.app.support import finished, until
+from tests.contract.legacy_store import rewrite_as_legacy
 
 ORDER = {"sku": "AB-1", "qty": 2}
 
@@ -173,3 +174,20 @@ def test_open_for_loads_in_the_background_and_cleans_up(qapp, qloop, service, or
     dialog.reject()
     until(qloop, lambda: bool(gone))
     qapp.setQuitOnLastWindowClosed(quits)
+
+
+def test_recorded_outputs_of_an_execution_in_the_old_event_shape(qtbot, qloop, service, original, dialog,
+                                                                  tmp_path):
+    """Stores of 0.1.0 and earlier hold each output in a step.output event of its own."""
+    old = qloop.run_until_complete(service.run("create-order", ORDER)).execution_id
+    written = rewrite_as_legacy(f"sqlite:///{tmp_path / 'store.db'}", old)
+    assert "step.output" in {kind for _s, kind, _d, _t in written}
+    legacy = ReplayDialog(service, old)
+    qtbot.addWidget(legacy)
+    qloop.run_until_complete(legacy.load())
+    recorded = qloop.run_until_complete(legacy.recorded_outputs())
+    assert recorded == {d["path"]: d["output"] for _s, kind, d, _t in written if kind == "step.output"}
+    current = qloop.run_until_complete(dialog.recorded_outputs())  # the same run in the new shape
+    assert recorded.keys() == current.keys()
+    assert recorded["price"] == current["price"] == {"unit_price": 19.5, "discount": 0, "total": 39}
+    assert recorded["store"]["last_id"] == current["store"]["last_id"] + 1  # the second order

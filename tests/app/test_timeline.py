@@ -16,6 +16,7 @@ from app.executions.timeline_style import COLOR_INDEX, MARKER_KINDS, timeline_st
 from app.selection import SelectionHub
 from engine.service.local import LocalService
 from engine.service.models import RunOptions
+from tests.contract.legacy_store import rewrite_as_legacy
 
 USERS = {"users": [{"name": "ada", "email": "a@x", "orders": 7, "age": 36},
                    {"name": "bo", "email": "b@x", "orders": 3, "age": 54}]}
@@ -427,3 +428,23 @@ def test_theme_switch_repaints_in_the_new_colours(qloop, qapp, pane, pipelines) 
         assert pane.plot.backgroundBrush().color() == dark.base
     finally:
         theme.apply("light", qapp)
+
+
+def test_an_execution_in_the_old_event_shape_draws_the_same(qloop, pane, service, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Stores of 0.1.0 and earlier hold step.input / step.output events of their own."""
+    qloop.run_until_complete(service.set_mock("triage", "page-on-call", output={"handled_by": "mock"}))
+    shown = []
+    for legacy in (False, True):
+        execution = run(qloop, service, "triage", {"id": "T-1", "severity": 9, "product": "billing"})
+        if legacy:
+            written = rewrite_as_legacy(f"sqlite:///{tmp_path / 'store.db'}", execution)
+            assert "step.output" in {kind for _s, kind, _d, _t in written}
+        qloop.run_until_complete(pane.load(execution))
+        model = pane.model
+        assert model is not None
+        runs = [(getattr(i, "path", ""), getattr(i, "status", ""), getattr(i, "flags", []))
+                for i in model.items]
+        markers = sorted((MARKER_KINDS[m.kind], model.items[m.run].path, m.text) for m in model.markers)
+        shown.append((runs, markers, [(n.kind, n.label, n.runs) for n in model.nodes]))
+    assert shown[1] == shown[0]
+    assert [k for k, _p, _t in shown[1][1]] == ["mock", "route", "route"]

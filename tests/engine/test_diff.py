@@ -14,10 +14,21 @@ from engine.service.diff import diff_executions, json_changes
 from engine.service.errors import NotFound
 from engine.service.models import ExecutionDiff, StepDiff, ValueChange
 from engine.store.store import Store
+from tests.contract.legacy_store import rewrite_as_legacy
 
 
 def _url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'store.db'}"
+
+
+def _diff_in_both_shapes(store: Store, url: str, a: str, b: str) -> ExecutionDiff:
+    """The diff of ``a`` and ``b``; then both are rewritten in the event shape of 0.1.0 and
+    earlier (step.input / step.output events of their own) and must diff exactly the same."""
+    diff = diff_executions(store, a, b)
+    for execution_id in {a, b}:
+        rewrite_as_legacy(url, execution_id)
+    assert diff_executions(store, a, b) == diff
+    return diff
 
 
 async def _two_runs(url: str, yaml: str, payload_a: Any, payload_b: Any,
@@ -26,7 +37,7 @@ async def _two_runs(url: str, yaml: str, payload_a: Any, payload_b: Any,
         a = await engine.run(pipeline, payload_a)
         b = await engine.run(pipeline, payload_b)
         assert engine.store is not None
-        return diff_executions(engine.store, a.id, b.id)
+        return _diff_in_both_shapes(engine.store, url, a.id, b.id)
 
 
 def _step(diff: ExecutionDiff, path: str, iteration: int = 0, attempt: int = 1,
@@ -377,7 +388,7 @@ pipelines:
                                replay_mocks={"c": MockAnswer(id="m1", output={"z": 30})})
         replay = await engine.run("p", {"n": 1}, replay_of=original.id, controls=controls)
         assert engine.store is not None
-        diff = diff_executions(engine.store, original.id, replay.id)
+        diff = _diff_in_both_shapes(engine.store, _url(tmp_path), original.id, replay.id)
     a = _step(diff, "a")
     assert a.same and a.flags_b == ["reused"] and a.input_changes == []
     assert _step(diff, "b").same

@@ -469,3 +469,76 @@ pipelines:
     skipped = [(r.iteration, r.status) for r in timeline if r.step == "odd-only"]
     assert sorted(skipped) == [(0, "completed"), (1, "skipped"), (2, "completed")]
     assert [e.data["iteration"] for e in events if e.type == "step.skipped"] == [1]
+
+
+FIVE_STEPS = """
+pipelines:
+  p:
+    record: full
+    steps:
+      - {name: a, type: step.set, config: {values: {x: "{{ .n + 1 }}"}}}
+      - {name: b, type: step.set, config: {values: {x: "{{ .x * 2 }}"}}}
+      - {name: route, type: step.conditional, config: {if: "{{ .x > 1 }}", then: d, else: c}}
+      - {name: c, type: step.set, config: {values: {low: true}}}
+      - {name: d, type: step.set, config: {values: {high: true}}}
+      - {name: e, type: step.pipeline_output, config: {values: {x: "{{ .x }}"}}}
+"""
+
+
+async def test_a_step_records_its_input_with_its_start_and_its_output_with_its_end(
+        tmp_path: Path) -> None:
+    ex, events, timeline = await run(tmp_path, FIVE_STEPS, {"n": 1})
+    assert ex.status == "completed" and ex.output == {"x": 4}
+    assert [r.path for r in timeline] == ["a", "b", "route", "d", "e"]
+    # Two events a step (step.input and step.output made it four), the route, start and end.
+    assert types(events) == ["execution.started",
+                             "step.started", "step.completed", "step.started", "step.completed",
+                             "step.started", "step.routed", "step.completed",
+                             "step.started", "step.completed", "step.started", "step.completed",
+                             "execution.completed"]
+    started = {e.data["path"]: e for e in events if e.type == "step.started"}
+    completed = {e.data["path"]: e.data for e in events if e.type == "step.completed"}
+    assert started["a"].data["input"] == {"values": {"x": 2}}
+    assert started["b"].data["input"] == {"values": {"x": 4}}
+    assert completed["a"]["output"] == {"x": 2} and completed["b"]["output"] == {"x": 4}
+    assert completed["route"]["output"] == {"matched_value": True, "next_step": "d"}
+    assert all(completed[p]["started_seq"] == started[p].seq for p in completed)
+    routed = next(e for e in events if e.type == "step.routed")
+    assert routed.seq == started["route"].seq + 1 and routed.data["started_seq"] == started["route"].seq
+    assert not {"step.input", "step.output"} & set(types(events))
+
+
+@pytest.mark.parametrize(("level", "email", "secret"), [
+    ("full", "jane@example.com", "[REDACTED]"),
+    ("redacted", "j***@example.com", "[REDACTED]"),
+    ("metadata", "string", "string"),
+])
+async def test_the_recorded_input_and_output_follow_the_record_level(
+        tmp_path: Path, level: str, email: str, secret: str) -> None:
+    ex, events, _ = await run(tmp_path, f"""
+pipelines:
+  p:
+    record: {level}
+    steps:
+      - {{name: a, type: step.set, config: {{values: {{email: "{{{{ .email }}}}", password: hunter2}}}}}}
+""", {"email": "jane@example.com"})
+    assert ex.status == "completed"
+    started = next(e.data for e in events if e.type == "step.started")
+    completed = next(e.data for e in events if e.type == "step.completed")
+    assert started["input"] == {"values": {"email": email, "password": secret}}
+    assert completed["output"] == {"email": email, "password": secret}
+
+
+async def test_a_config_that_cannot_be_rendered_starts_without_input_then_fails(
+        tmp_path: Path) -> None:
+    ex, events, timeline = await run(tmp_path, """
+pipelines:
+  p:
+    steps:
+      - {name: a, type: step.set, config: {values: {x: "{{ error(\\"no such value\\") }}"}}}
+""")
+    assert ex.status == "failed"
+    assert types(events) == ["execution.started", "step.started", "step.failed", "execution.failed"]
+    assert "input" not in events[1].data
+    assert events[2].data["started_seq"] == events[1].seq == timeline[0].seq
+    assert timeline[0].status == "failed"

@@ -124,8 +124,9 @@ async def test_runs_executions_timeline_events(client: httpx.AsyncClient,
                               params={"after_seq": 3, "limit": 2})).json()
     assert [e["seq"] for e in later] == [4, 5]
     outputs = (await client.get(f"{API}/executions/{eid}/events", headers=admin,
-                                params=[("type", "step.output"), ("type", "execution.completed")])).json()
-    assert {e["type"] for e in outputs} == {"step.output", "execution.completed"}
+                                params=[("type", "step.completed"), ("type", "execution.completed")])).json()
+    assert {e["type"] for e in outputs} == {"step.completed", "execution.completed"}
+    assert all("output" in e["data"] for e in outputs)  # a step's output rides on its end
 
     cancelled = await client.post(f"{API}/executions/{eid}/cancel", headers=admin)
     assert cancelled.json() == {"cancelled": False}

@@ -79,9 +79,10 @@ async def test_after_seq_and_type_filter(http: httpx.AsyncClient, live: Live) ->
         later = await SseReader(response).events()
     assert later[0]["data"]["seq"] == 4
     async with http.stream("GET", f"{API}/executions/{eid}/stream", headers=key,
-                           params={"type": "step.output"}) as response:
+                           params={"type": "step.completed"}) as response:
         outputs = await SseReader(response).events()
     assert [m["data"]["data"]["step"] for m in outputs] == ["price", "tax", "out"]
+    assert all("output" in m["data"]["data"] for m in outputs)
 
 
 async def test_heartbeats_keep_a_quiet_stream_alive(http: httpx.AsyncClient, live: Live) -> None:
