@@ -1,24 +1,49 @@
-"""The PostgreSQL sink: the raw psycopg connection, COPY for events, pipelined upserts."""
+"""The PostgreSQL sink: the raw psycopg connection, COPY for new rows, upserts for the rest."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
 from engine.errors import StoreError
-from engine.store.batch import CLOSE_STEPS_SQL, EVENT_COLS, EXEC_COLS, STEP_COLS, STEP_KEY, Batch, RowsRefused
+from engine.service.models import TERMINAL_STATUS
+from engine.store.batch import (
+    CLOSE_STEPS_SQL,
+    EVENT_COLS,
+    EXEC_COLS,
+    STEP_COLS,
+    STEP_KEY,
+    Batch,
+    Row,
+    RowsRefused,
+)
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
+# Executions remembered as written, at most: beyond, the memo starts afresh (a forgotten
+# one costs at most one optimistic attempt, see PgSink).
+_MAX_OPEN = 100_000
+_ENDED = frozenset(TERMINAL_STATUS.values())
+
 
 class PgSink:
-    """PostgreSQL through the raw psycopg connection: COPY for events, pipelined upserts.
+    """PostgreSQL through the raw psycopg connection, one transaction per batch.
 
-    Measured on 64-run batches (benchmarks/bench_store.py): ~30 ms against ~80 ms through
-    SQLAlchemy Core's executemany. JSON goes in as text, which the server casts to jsonb.
+    Rows are COPYed when they are new, upserted otherwise: COPY inserts in bulk, while
+    INSERT ... ON CONFLICT goes row by row (on 64-run batches the upserts of the executions
+    and step runs cost about as much as the COPY of all the events). Whether a row is new
+    is known from what this sink committed: an execution it has not written, or a step run
+    it has not written of an unfinished execution, is taken for new. The guess is wrong
+    only for an execution another writer began (one resumed after a crash): the COPY then
+    fails on the unique key. Whenever that COPY fails, short of a lost connection, the
+    transaction is rolled back and the batch written again with every execution and step
+    run upserted, so what is stored, and which rows are refused, is decided by the upserts
+    exactly as if nothing had been taken for new. Events are always COPYed. JSON goes in
+    as text, which the server casts to jsonb.
+
     A broken connection is dropped and the next batch opens a new one.
     """
 
@@ -27,8 +52,12 @@ class PgSink:
         self._proxy: Any = None
         self._exec_sql = _pg_upsert_sql("executions", EXEC_COLS, ("id",))
         self._step_sql = _pg_upsert_sql("step_runs", STEP_COLS, STEP_KEY)
-        self._copy_sql = f"COPY execution_events ({', '.join(EVENT_COLS)}) FROM STDIN"
+        self._exec_copy = _copy_sql("executions", EXEC_COLS)
+        self._step_copy = _copy_sql("step_runs", STEP_COLS)
+        self._event_copy = _copy_sql("execution_events", EVENT_COLS)
         self._close_sql = CLOSE_STEPS_SQL.format(p="%s")
+        # Unfinished executions this sink committed rows of -> the seqs of their step runs.
+        self._open: dict[str, set[int]] = {}
 
     def write(self, batch: Batch, wait: bool = True) -> bool:
         import psycopg
@@ -38,17 +67,19 @@ class PgSink:
                 self._proxy = self._engine.raw_connection()
             conn = self._proxy.driver_connection
             try:
-                with conn.cursor() as cur:
-                    if batch.executions:
-                        cur.executemany(self._exec_sql, batch.executions)
-                    if batch.step_runs:
-                        cur.executemany(self._step_sql, batch.step_runs)
-                    if batch.events:
-                        with cur.copy(self._copy_sql) as copy:
-                            for row in batch.events:
-                                copy.write_row(row)
-                    if batch.close_steps:
-                        cur.executemany(self._close_sql, [(e, i) for i, e in batch.close_steps])
+                new_execs, old_execs = self._split(batch.executions, _exec_taken)
+                new_steps, old_steps = self._split(batch.step_runs, _step_taken)
+                try:
+                    self._write(conn, batch, new_execs, old_execs, new_steps, old_steps)
+                except (psycopg.OperationalError, psycopg.InterfaceError):
+                    raise
+                except Exception:
+                    if not (new_execs or new_steps):
+                        raise
+                    # A row taken for new was not, or the rows are refused: the upserts
+                    # decide, in a new transaction, as if nothing had been taken for new.
+                    conn.rollback()
+                    self._write(conn, batch, [], batch.executions, [], batch.step_runs)
                 conn.commit()
             except BaseException:
                 if not conn.closed:
@@ -62,12 +93,76 @@ class PgSink:
             raise StoreError(f"could not record {len(batch)} rows: {reason}") from exc
         except Exception as exc:  # psycopg.DataError, IntegrityError, an encoding: these rows
             raise RowsRefused(len(batch), exc) from exc
+        self._remember(batch)
         return True
+
+    def _write(self, conn: Any, batch: Batch, new_execs: list[Row], old_execs: list[Row],
+               new_steps: list[Row], old_steps: list[Row]) -> None:
+        with conn.cursor() as cur:
+            if new_execs:
+                _copy(cur, self._exec_copy, new_execs)
+            if new_steps:
+                _copy(cur, self._step_copy, new_steps)
+            if old_execs:
+                cur.executemany(self._exec_sql, old_execs)
+            if old_steps:
+                cur.executemany(self._step_sql, old_steps)
+            if batch.events:
+                _copy(cur, self._event_copy, batch.events)
+            if batch.close_steps:
+                cur.executemany(self._close_sql, [(e, i) for i, e in batch.close_steps])
+
+    def _split(self, rows: list[Row], taken: Callable[[dict[str, set[int]], Row], bool],
+               ) -> tuple[list[Row], list[Row]]:
+        """``rows`` as (new: COPY them, already written: upsert them)."""
+        opened = self._open
+        if not opened:
+            return rows, []
+        new: list[Row] = []
+        old: list[Row] = []
+        for row in rows:
+            (old if taken(opened, row) else new).append(row)
+        return new, old
+
+    def _remember(self, batch: Batch) -> None:
+        """After a commit: note the rows now in the tables, forget finished executions."""
+        opened = self._open
+        if len(opened) > _MAX_OPEN:
+            opened.clear()
+        for row in batch.executions:  # (id, pipeline, status, ...)
+            if row[2] in _ENDED:
+                opened.pop(row[0], None)
+            else:
+                opened.setdefault(row[0], set())
+        for row in batch.step_runs:
+            seqs = opened.get(row[0])
+            if seqs is not None:
+                seqs.add(row[4])
 
     def close(self) -> None:
         if self._proxy is not None:
             self._proxy.close()
             self._proxy = None
+
+
+def _exec_taken(opened: dict[str, set[int]], row: Row) -> bool:
+    return row[0] in opened  # (id, ...)
+
+
+def _step_taken(opened: dict[str, set[int]], row: Row) -> bool:
+    seqs = opened.get(row[0])  # (execution_id, path, step, type, seq, ...)
+    return seqs is not None and row[4] in seqs
+
+
+def _copy(cur: Any, sql: str, rows: list[Row]) -> None:
+    with cur.copy(sql) as copy:
+        write_row = copy.write_row
+        for row in rows:
+            write_row(row)
+
+
+def _copy_sql(table: str, cols: Sequence[str]) -> str:
+    return f"COPY {table} ({', '.join(cols)}) FROM STDIN"
 
 
 def _pg_upsert_sql(table: str, cols: Sequence[str], key: Sequence[str]) -> str:
