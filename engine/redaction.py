@@ -217,9 +217,19 @@ def redact_secrets(value: Any) -> Any:
     """``value`` with secrets removed: what is stored under secret-looking keys, and
     credentials inside strings (URL passwords, bearer/basic credentials, JWTs)."""
     kind = type(value)
-    if (kind is dict or kind is list or kind is tuple) and _provably_clean(value):
-        return value  # what the walk below would return, at a fraction of its cost
+    if kind is dict or kind is list or kind is tuple:
+        text = _encoded(value)
+        if text is not None and len(text) >= _SMALL:
+            return _redact_encoded(value, text)
     return _bounded_walk(value, mask_credentials)
+
+
+def _redact_encoded(value: Any, text: bytes) -> Any:
+    """``redact_secrets(value)`` for a dict, list or tuple whose ``_encoded`` form is ``text``."""
+    if _credential_in(text):
+        return _bounded_walk(value, mask_credentials)
+    # No string in it changes, so only values under secret-looking keys can.
+    return _keys_redacted(value) if type(value) is dict else _items_redacted(value)
 
 
 # ---------------------------------------------------------------------- the fast proof
@@ -230,9 +240,19 @@ def redact_secrets(value: Any) -> Any:
 # these characters as they are, and an escape (\", \\, \n, \u001f) never produces "/"
 # or "@". Each test starts from a single byte, which memchr finds at memory speed; a
 # multi-byte search costs some 60 times more on a 100 KB text.
+_SMALL = 1024  # bytes of JSON below which the exact walk costs less than the proof
 _MANY = 64  # past this many candidate bytes one substring search is cheaper than a loop
 _CLEAN_KEYS: set[str] = set()  # keys known not to be secret-looking, for set operations
 _LEAVES = frozenset({str, int, float, bool, type(None)})
+
+
+def _encoded(value: Any) -> bytes | None:
+    """``value`` as JSON, or None for what the exact walk alone knows how to treat:
+    subclasses, non-str keys, cycles, nesting of 255 levels and more, big ints, …"""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_PASSTHROUGH_SUBCLASS)
+    except (TypeError, orjson.JSONEncodeError):
+        return None
 
 
 def _occurrences(text: bytes, byte: bytes) -> list[int] | None:
@@ -278,54 +298,108 @@ def _provably_clean(value: Any) -> bool:
     orjson encodes it (so: plain dicts, lists, tuples and str keys, no subclass, no cycle,
     nested far less than ``MAX_DEPTH``), its text shows no credential, and no dict in it
     has a secret-looking key. False means "not proven": the exact walk decides."""
-    try:
-        text = orjson.dumps(value, option=orjson.OPT_PASSTHROUGH_SUBCLASS)
-    except (TypeError, orjson.JSONEncodeError):
-        return False  # subclasses, non-str keys, cycles, big ints, …: the walk knows them
-    if _credential_in(text):
+    text = _encoded(value)
+    if text is None or _credential_in(text):
         return False
     kind = type(value)
     if kind is dict:
-        return _keys_clean(value)
-    return _items_clean(value) if kind is list or kind is tuple else True
+        return _keys_redacted(value) is value
+    return _items_redacted(value) is value if kind is list or kind is tuple else True
 
 
-def _keys_clean(value: dict[str, Any]) -> bool:
-    """No key in ``value`` or below is secret-looking (decided as ``_walk_container`` does)."""
+def _keys_redacted(value: dict[str, Any]) -> dict[str, Any]:
+    """``value`` with what sits under secret-looking keys redacted exactly as
+    ``_walk_container`` does, strings left alone: the exact walk's result for a value that
+    ``_encoded`` accepts and whose strings ``mask_credentials`` leaves unchanged."""
     if not _CLEAN_KEYS.issuperset(value):
-        keys = _KEYS
-        for k in value:
-            secret = keys.get(k)
-            if secret is None:
-                secret = _key_is_secret(k)
-            if secret:
-                return False
-        if len(_CLEAN_KEYS) > 20_000:
-            _CLEAN_KEYS.clear()
-        _CLEAN_KEYS.update(value)
-    for v in value.values():
+        return _keys_redacted_from(value, None, None)
+    for v in value.values():  # the usual case: every key known and not secret
         kind = type(v)
         if kind in _LEAVES:
             continue
         if kind is dict:
-            if not _keys_clean(v):
-                return False
-        elif (kind is list or kind is tuple) and not _items_clean(v):
-            return False
-    return True
+            new: Any = _keys_redacted(v)
+        elif kind is list or kind is tuple:
+            new = _items_redacted(v)
+        else:
+            continue
+        if new is not v:
+            return _keys_redacted_from(value, v, new)
+    return value
 
 
-def _items_clean(value: list[Any] | tuple[Any, ...]) -> bool:
+def _keys_redacted_from(value: dict[str, Any], old: Any, new: Any) -> dict[str, Any]:
+    """``_keys_redacted(value)`` deciding every key, resuming after the first value that
+    is ``old`` (redacted as ``new``) when given: the values before it are unchanged."""
+    out: dict[str, Any] | None = None
+    items = iter(value.items())
+    if old is not None:
+        out = dict(value)
+        for k, v in items:
+            if v is old:
+                out[k] = new
+                break
+    keys = _KEYS
+    any_secret = False
+    for k, v in items:
+        secret = keys.get(k)
+        if secret is None:
+            secret = _key_is_secret(k)
+        kind = type(v)
+        if secret:
+            any_secret = True
+            if v is None or (kind is str and v == REDACTED):
+                continue
+            new = REDACTED
+        elif kind in _LEAVES:
+            continue
+        elif kind is dict:
+            new = _keys_redacted(v)
+        elif kind is list or kind is tuple:
+            new = _items_redacted(v)
+        else:
+            continue
+        if new is not v:
+            if out is None:
+                out = dict(value)
+            out[k] = new
+    if old is None and not any_secret:  # every key was decided: remember them
+        if len(_CLEAN_KEYS) > 20_000:
+            _CLEAN_KEYS.clear()
+        _CLEAN_KEYS.update(value)
+    return value if out is None else out
+
+
+def _items_redacted(value: list[Any] | tuple[Any, ...]) -> list[Any] | tuple[Any, ...]:
     for v in value:
         kind = type(v)
         if kind in _LEAVES:
             continue
         if kind is dict:
-            if not _keys_clean(v):
-                return False
-        elif (kind is list or kind is tuple) and not _items_clean(v):
-            return False
-    return True
+            new: Any = _keys_redacted(v)
+        elif kind is list or kind is tuple:
+            new = _items_redacted(v)
+        else:
+            continue
+        if new is not v:
+            return _items_redacted_from(value, v, new)
+    return value
+
+
+def _items_redacted_from(value: list[Any] | tuple[Any, ...], old: Any,
+                         new: Any) -> list[Any] | tuple[Any, ...]:
+    """``_items_redacted(value)`` resuming after the first item that is ``old``."""
+    items = list(value)
+    start = next(i for i, v in enumerate(value) if v is old)
+    items[start] = new
+    for i in range(start + 1, len(items)):
+        v = items[i]
+        kind = type(v)
+        if kind is dict:
+            items[i] = _keys_redacted(v)
+        elif kind is list or kind is tuple:
+            items[i] = _items_redacted(v)
+    return items if type(value) is list else tuple(items)
 
 
 _SCALARS = (int, float, bool, type(None))
