@@ -12,6 +12,7 @@ BENCHES = [
     ["bench_engine.py"],
     ["bench_validate.py"],
     ["bench_expressions.py"],
+    ["bench_redaction.py"],
     ["bench_store.py", "--runs", "5000"],
     ["bench_live.py"],
     ["bench_service.py"],
