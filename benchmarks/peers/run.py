@@ -1,6 +1,6 @@
 """`make bench-peers`: the engine and the server next to DBOS and Node-RED, in the same run.
 
-    python benchmarks/peers/run.py [--seconds S] [--connections N]
+    python benchmarks/peers/run.py [--seconds S] [--connections N] [--only-http]
 
 Needs benchmarks/peers/install.sh first (the make target runs it). Everything stays on
 loopback. Figures, each pair taken back to back on the same machine:
@@ -120,11 +120,14 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=4.0, help="measured seconds per figure")
     parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--only-http", action="store_true",
+                        help="only wfstudio serve against Node-RED (DBOS not needed)")
     args = parser.parse_args()
     load = ", ".join(f"{n:.1f}" for n in os.getloadavg())
     print(f"peers: DBOS in {DBOS_PYTHON.parent.parent.name}, Node-RED {nodered.version()} on "
           f"Node.js {nodered.node_version()}; load average before: {load}")
-    workflows(args.seconds)
+    if not args.only_http:
+        workflows(args.seconds)
     http(args.seconds, args.connections)
     return 0
 

@@ -1,9 +1,15 @@
-"""The last events recorded in this process, in recording order.
+"""The last events recorded in this process, in recording order, by key.
 
 The stream of all executions is live only (the service's ``subscribe(None)``); this ring lets
 a client that reconnects with ``Last-Event-ID`` get what it missed during a short
 disconnect. It is fed by a recorder listener, synchronously and in the same order as the
 live hub, so each event's position in the ring is its place in that order.
+
+It holds each event's key (execution id, seq), not the event: the events of a run share
+their payload with its context, so holding the last 10,000 of them kept a few hundred runs'
+payloads alive (at 100 KB bodies, some 300,000 objects every full garbage collection walked,
+for as long as the ring held them). A resuming stream reads the events back from the store
+(``sse.all_events``), which holds what the listeners were given.
 """
 
 from __future__ import annotations
@@ -22,12 +28,12 @@ Key = tuple[str, int]  # (execution_id, seq)
 
 class RecentEvents:
     """The ring. ``publish`` runs for every event the process records (about twenty a
-    triggered run), so it only appends; the (execution_id, seq) -> position index is brought
-    up to date when a stream asks for a position."""
+    triggered run), so it only appends a key; the key -> position index is brought up to
+    date when a stream asks for a position."""
 
     def __init__(self, size: int = 10_000):
         self.size = size
-        self._events: deque[EventRecord] = deque(maxlen=max(size, 1))
+        self._events: deque[Key] = deque(maxlen=max(size, 1))
         self._positions: dict[Key, int] = {}
         self._next = 0  # the position the next event gets
         self._indexed = 0  # the events before this position are in _positions (if held)
@@ -41,7 +47,7 @@ class RecentEvents:
             recorder.listeners.remove(self.publish)
 
     def publish(self, event: EventRecord) -> None:
-        self._events.append(event)  # the deque drops the oldest once full
+        self._events.append((event.execution_id, event.seq))  # drops the oldest once full
         self._next += 1
 
     def _index(self) -> None:
@@ -52,8 +58,8 @@ class RecentEvents:
             self._positions = {}
             self._indexed = first
         start = self._indexed - first
-        for position, event in enumerate(islice(self._events, start, None), self._indexed):
-            self._positions[(event.execution_id, event.seq)] = position
+        for position, key in enumerate(islice(self._events, start, None), self._indexed):
+            self._positions[key] = position
         self._indexed = self._next
 
     @property
@@ -68,8 +74,8 @@ class RecentEvents:
         found = self._positions.get(key)
         return found if found is not None and found >= self.first else None
 
-    def between(self, after: int, before: int | None = None) -> list[tuple[int, EventRecord]]:
-        """The events with ``after`` < position < ``before``, with their positions.
+    def between(self, after: int, before: int | None = None) -> list[tuple[int, Key]]:
+        """The keys of the events with ``after`` < position < ``before``, with their positions.
 
         Raises ``LookupError`` if some of them have already left the ring.
         """

@@ -96,8 +96,34 @@ async def sse_body(events: AsyncIterator[Event], *, heartbeat: float,
             await events.aclose()  # type: ignore[attr-defined]
 
 
-def _event(position_record: tuple[int, EventRecord]) -> Event:
-    return Event.model_validate(position_record[1], from_attributes=True)
+def _event(record: EventRecord) -> Event:
+    return Event.model_validate(record, from_attributes=True)
+
+
+async def _held(service: LocalService, items: list[tuple[int, Key]]) -> list[tuple[int, Event]]:
+    """The caller's tenant's events among the ring's ``items`` (position, key), read back
+    from the store, in ring order. The recorder is flushed first: the ring lists events as
+    they are recorded, before their batch is written."""
+    mine = [(position, key) for position, key in items if service.owns(key[0])]
+    if not mine:
+        return []
+    await service.store.recorder.flush()
+    spans: dict[str, tuple[int, int]] = {}  # execution id -> (lowest, highest) seq wanted
+    for _position, (execution_id, seq) in mine:
+        low, high = spans.get(execution_id, (seq, seq))
+        spans[execution_id] = (min(low, seq), max(high, seq))
+    store = service.store
+
+    def read() -> dict[Key, EventRecord]:
+        found: dict[Key, EventRecord] = {}
+        for execution_id, (low, high) in spans.items():
+            for record in store.events(execution_id, after_seq=low - 1, limit=high - low + 1):
+                found[(execution_id, record.seq)] = record
+        return found
+
+    found = read() if store.dialect == "sqlite" else await asyncio.to_thread(read)
+    # An event the store does not hold (its execution was refused by the store) is skipped.
+    return [(position, _event(found[key])) for position, key in mine if key in found]
 
 
 async def all_events(service: LocalService, recent: RecentEvents,
@@ -113,10 +139,11 @@ async def all_events(service: LocalService, recent: RecentEvents,
     live = service.subscribe(None)
     try:
         if last is not None:
-            for item in recent.between(last):
-                last = item[0]
-                if service.owns(item[1].execution_id):  # the ring holds every tenant's events
-                    yield _event(item)
+            items = recent.between(last)
+            for _position, held in await _held(service, items):  # the caller's tenant's only
+                yield held
+            if items:
+                last = items[-1][0]
         async for event in live:
             if last is not None:
                 position = recent.position((event.execution_id, event.seq))
@@ -128,9 +155,8 @@ async def all_events(service: LocalService, recent: RecentEvents,
                     except LookupError:
                         raise Unavailable("the stream fell too far behind to resume without "
                                           "a gap: reconnect without Last-Event-ID") from None
-                    for item in missed:
-                        if service.owns(item[1].execution_id):
-                            yield _event(item)
+                    for _position, held in await _held(service, missed):
+                        yield held
                     last = position
             yield event
     finally:
