@@ -1,13 +1,14 @@
 """Store benchmarks: recorder append rate, timeline() and list_executions() latency.
 
     python benchmarks/bench_store.py [--runs N] [--pg postgresql://postgres@127.0.0.1:5432 | none]
+                                     [--pg-rounds R] [--only sqlite|pg|reads]
 
 (a) recorder append rate for runs of 22 events + 5 step runs + 1 execution upsert (the
     records are handed over the way the executor does: the execution twice, each step run
     twice), against a raw sqlite3 executemany baseline appending the same rows (JSON
     serialization included) in 100-run transactions, measured in the same process; on
-    PostgreSQL (a throwaway database), 64 runs in flight against raw psycopg COPY of the same
-    rows in 64-run transactions;
+    PostgreSQL (a throwaway database each time), 64 runs in flight against raw psycopg COPY
+    of the same rows in 64-run transactions, the two alternating R times (ranges reported);
 (b) timeline() of a 1,000-event execution, median ms;
 (c) list_executions(limit=50) on a store of 1M events, median ms (the store is built with
     raw bulk inserts under /tmp and reused when present).
