@@ -1,6 +1,8 @@
 """``record: full`` proves most values clean without walking them: the proof must never say
 "clean" where the exact walk would change something, and redact() must return exactly what
-the exact walk returns (the same object when nothing is redacted)."""
+the exact walk returns (the same object when nothing is redacted). ``record: redacted``
+skips the masking passes for a string that none of them could match: the guard must never
+skip a string they would change."""
 
 from __future__ import annotations
 
@@ -20,10 +22,13 @@ from engine.redaction import (
     _bounded_walk,
     _credential_in,
     _encoded,
+    _mask_once,
+    _maybe_personal,
     _provably_clean,
     _redact_encoded,
     is_secret_key,
     mask_credentials,
+    mask_personal_data,
     redact,
     redact_secrets,
 )
@@ -254,3 +259,29 @@ def test_secret_keys_holding_nothing_stay_shared() -> None:
     assert _provably_clean(value)  # secret-looking keys, but nothing under them to hide
     assert redact(value, "full") is value
     assert redact({**value, "token": "t"}, "full")["token"] == REDACTED
+
+
+# ---------------------------------------------------------------------- record: redacted
+
+_PERSONAL = ["a@b.io", "ann.lee@example.com", "4111 1111 1111 1111", "4111-1111-1111-1111",
+             "123-45-6789", "DE89 3704 0044 0532 0130 00", "GB82WEST12345698765432",
+             "+49 30 1234567", "(555) 123-4567", "555.123.4567", "192.168.1.1", "10.0.0.1",
+             "2001:db8::1", "fe80::1", "::", "https://u:p@h", "Bearer abcdefgh1234", "eyJabcde.fghij.k",
+             "0", "1", "12", "123", "1234", ".", ":", "-", " ", "+", "@", "x", "é", "\n", "٣"]
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.one_of(st.text(max_size=40),
+                 st.lists(st.sampled_from(_PERSONAL), max_size=6).map("".join)))
+def test_a_string_the_masks_would_change_is_never_skipped(text: str) -> None:
+    if not _maybe_personal(text):
+        assert _mask_once(text) == text
+        assert mask_personal_data(text) is text
+
+
+def test_the_guard_lets_personal_data_through() -> None:
+    for text in _PERSONAL[:18]:
+        assert _maybe_personal(text)
+        assert mask_personal_data(text) != text
+    for text in ("alpha bravo", "SKU 123", "1:30 pm", "v1.2.3", "", "٣٣٣٣"):
+        assert not _maybe_personal(text) and mask_personal_data(text) is text
