@@ -15,8 +15,10 @@ Issue 11 rows (SQLite, one process, 8 connections): ``POST /webhook`` with a web
 body (benchmarks/payloads.py) of 1 KB and of 100 KB, 8 different bodies cycled, a fresh
 event id per request, through 5 steps with full recording; baseline in the same run: the
 same requests to a twin pipeline recording metadata only (``POST /webhook-meta``), which
-shows what recording the payload costs. Node-RED's figure for the 1 KB row comes from
-``make bench-peers`` (benchmarks/peers/), measured with this same load generator.
+shows what recording the payload costs. When Node-RED is installed
+(benchmarks/peers/install.sh), the same bodies are sent to it too, in the same run, with
+this same load generator (its flow does what the pipeline does and records nothing): the
+1 KB row's target is its requests/s. ``--no-peer`` leaves it out.
 
 The load generator shares the machine's cores with the server, so every figure (baseline
 too) is what one box does with both ends on it.
@@ -35,7 +37,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -100,9 +102,11 @@ PIPELINE += "".join(WEBHOOK.replace("@NAME", name).replace("@RECORD", record).re
 
 TARGET = ">=1000 runs/s, p95<50ms (SQLite)"
 # Issue 11: (body bytes, target, reached?) for POST /webhook, SQLite, 1 process, 8 connections.
-BODY_ROWS = [
-    (1 * KB, "p95 < 20 ms, >= Node-RED's req/s (make bench-peers)", lambda r: r["p95"] < 20),
-    (100 * KB, ">= 500/s, p95 < 50 ms", lambda r: r["rate"] >= 500 and r["p95"] < 50),
+# ``peer``: Node-RED's figure for the same body in the same run, None when it is not installed.
+BODY_ROWS: list[tuple[int, str, Callable[[dict[str, Any], dict[str, Any] | None], bool]]] = [
+    (1 * KB, "p95 < 20 ms, >= Node-RED's req/s",
+     lambda r, peer: r["p95"] < 20 and peer is not None and r["rate"] >= peer["rate"]),
+    (100 * KB, ">= 500/s, p95 < 50 ms", lambda r, _peer: r["rate"] >= 500 and r["p95"] < 50),
 ]
 BODY_SEEDS = 8  # different bodies, cycled
 
@@ -392,12 +396,25 @@ def bench_store(label: str, store: str, pipeline_file: Path, levels: list[int],
                   f"   generator CPU {runs['cpu']:.0%}{errors_note(runs)}{errors_note(health)}")
 
 
+def node_red_peer() -> Any:
+    """benchmarks/peers/nodered.py when Node-RED is installed there, else None."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent / "peers"))
+    import nodered
+
+    return nodered if nodered.RED_JS.exists() else None
+
+
 def bench_bodies(store: str, pipeline_file: Path, seconds: float, serve_args: list[str],
-                 root: Path, connections: int = 8) -> list[dict[str, Any]]:
-    """Issue 11: webhook bodies of 1 KB and 100 KB, recorded in full vs metadata only."""
+                 root: Path, connections: int = 8, peer: bool = True) -> list[dict[str, Any]]:
+    """Issue 11: webhook bodies of 1 KB and 100 KB, recorded in full vs metadata only, and
+    Node-RED (if installed and ``peer``) with the same bodies, in turns."""
     key = create_key(store)
     results = []
-    with serving(pipeline_file, store, serve_args, root) as (base, pid):
+    red = node_red_peer() if peer else None
+    with contextlib.ExitStack() as stack:
+        base, pid = stack.enter_context(serving(pipeline_file, store, serve_args, root))
+        red_base, red_pid = (stack.enter_context(red.node_red(bodies(KB)[0][0]))
+                             if red is not None else ("", 0))
         import httpx
         for size, target, reached in BODY_ROWS:
             body, _ = bodies(size)[0]
@@ -408,14 +425,21 @@ def bench_bodies(store: str, pipeline_file: Path, seconds: float, serve_args: li
                     raise RuntimeError(f"POST {path} answered {check.status_code}: {check.text}")
             full = run_load(f"{base}/webhook", "POST", key, connections, seconds, pid, size)
             meta = run_load(f"{base}/webhook-meta", "POST", key, connections, seconds, pid, size)
+            peer_result = (run_load(f"{red_base}/webhook", "POST", None, connections, seconds,
+                                    red_pid, size) if red is not None else None)
             ratio = full["rate"] / meta["rate"] if meta["rate"] else float("nan")
             label = f"POST /webhook {size // KB:>3} KB body"
+            red_note = ("" if not peer else "   Node-RED: not installed (benchmarks/peers/install.sh)"
+                        if red is None or peer_result is None
+                        else f"   Node-RED {red.version()} (records nothing) {figure(peer_result)}"
+                             f" ({peer_result['cpu_per_request']:.0f} µs CPU per request)"
+                             f"{errors_note(peer_result)}")
             print(f"  sqlite     c={connections:<3} {label:<27} {figure(full)}"
                   f"   baseline record: metadata {figure(meta)}   {ratio:4.0%}"
-                  f"   target {target}: {'yes' if reached(full) else 'NO'}"
+                  f"   target {target}: {'yes' if reached(full, peer_result) else 'NO'}"
                   f"   ({full['cpu_per_request']:.0f} / {meta['cpu_per_request']:.0f} µs server CPU"
-                  f" per request){errors_note(full)}{errors_note(meta)}")
-            results.append({"bytes": size, "full": full, "meta": meta})
+                  f" per request){errors_note(full)}{errors_note(meta)}{red_note}")
+            results.append({"bytes": size, "full": full, "meta": meta, "node_red": peer_result})
     return results
 
 
@@ -437,6 +461,8 @@ def main() -> int:
     parser.add_argument("--body-bytes", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--only-bodies", action="store_true",
                         help="only the issue-11 rows (1 KB and 100 KB webhook bodies)")
+    parser.add_argument("--no-peer", action="store_true",
+                        help="leave Node-RED out of the body rows even when it is installed")
     parser.add_argument("--warmup", type=float, default=1.0, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.load:
@@ -452,7 +478,7 @@ def main() -> int:
         pipeline_file.write_text(PIPELINE)
         serve_args = args.serve_args.split()
         bench_bodies(f"sqlite:///{tmp}/bodies.db", pipeline_file, args.seconds, serve_args,
-                     args.server_root)
+                     args.server_root, peer=not args.no_peer)
         if args.only_bodies:
             return 0
         bench_store("sqlite", f"sqlite:///{tmp}/bench.db", pipeline_file, levels, args.seconds,
