@@ -146,25 +146,25 @@ PLAIN = st.recursive(
 # ---------------------------------------------------------------------- properties
 
 
-@settings(max_examples=1000, deadline=None)
+@settings(max_examples=600, deadline=None)
 @given(JSONISH)
 def test_full_is_exactly_the_walk(value: Any) -> None:
     check(value)
 
 
-@settings(max_examples=1000, deadline=None)
+@settings(max_examples=800, deadline=None)
 @given(ENCODABLE)
 def test_full_is_exactly_the_walk_on_what_orjson_encodes(value: Any) -> None:
     check(value)
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(PLAIN)
 def test_full_is_exactly_the_walk_on_plain_json(value: Any) -> None:
     check(value)
 
 
-@settings(max_examples=1000, deadline=None)
+@settings(max_examples=800, deadline=None)
 @given(STRINGS, st.text(max_size=5), st.text(max_size=5))
 def test_a_string_the_walk_masks_is_never_proved_clean(text: str, before: str,
                                                        after: str) -> None:
@@ -179,7 +179,7 @@ def test_a_string_the_walk_masks_is_never_proved_clean(text: str, before: str,
     assert not _provably_clean([text]) and redact([text], "full") == [mask_credentials(text)]
 
 
-@settings(max_examples=1000, deadline=None)
+@settings(max_examples=500, deadline=None)
 @given(secretish_keys(), st.integers(0, 4))
 def test_a_secret_key_at_any_depth_is_never_proved_clean(key: str, depth: int) -> None:
     value: Any = {key: "value"}
@@ -270,7 +270,7 @@ _PERSONAL = ["a@b.io", "ann.lee@example.com", "4111 1111 1111 1111", "4111-1111-
              "0", "1", "12", "123", "1234", ".", ":", "-", " ", "+", "@", "x", "é", "\n", "٣"]
 
 
-@settings(max_examples=2000, deadline=None)
+@settings(max_examples=1000, deadline=None)
 @given(st.one_of(st.text(max_size=40),
                  st.lists(st.sampled_from(_PERSONAL), max_size=6).map("".join)))
 def test_a_string_the_masks_would_change_is_never_skipped(text: str) -> None:
