@@ -9,7 +9,8 @@ which visits and masks every string), in the same process, turns alternating, fo
 107 KB webhook of
 benchmarks/payloads.py (16 seeds, cycled), a 1 KB one, a step's tiny input, and the 107 KB
 webhook with a secret key in its last line item (found late: only the dicts on its path are
-copied). ``record: redacted`` (its masks skip a string none of them could match) against
+copied), and with a bearer token in a string (the worst case: the proof fails, the exact
+walk runs after it). ``record: redacted`` (its masks skip a string none of them could match) against
 its own exact walk; ``metadata`` for scale. Every result is checked equal to the baseline's
 first. Timing is CPU time (``time.process_time``), best round of a
 turn, so that other load on a shared machine disturbs it less; ranges are over the turns.
@@ -96,6 +97,12 @@ def with_secret(seed: int) -> dict[str, Any]:
     return payload
 
 
+def with_credential(seed: int) -> dict[str, Any]:
+    payload = webhook(107 * KB, seed)
+    payload["data"]["order"]["line_items"][-1]["title"] = "Authorization: Bearer k123456789"
+    return payload
+
+
 def span(figures: list[float]) -> str:
     low, high = min(figures), max(figures)
     return f"{low:,.1f}" if high < low * 1.05 else f"{low:,.1f}-{high:,.1f}"
@@ -110,6 +117,7 @@ def main() -> int:
         "1 KB webhook": [webhook(KB, seed) for seed in range(POOL)],
         "step input {values: {x: 1}}": [{"values": {"x": i}} for i in range(POOL)],
         "107 KB webhook + secret key": [with_secret(seed) for seed in range(4)],
+        "107 KB webhook + bearer token": [with_credential(seed) for seed in range(4)],
     }
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"redaction: CPU µs per redact(value, level) (load average {load:.1f}); "
