@@ -33,16 +33,17 @@ class PgSink:
     """PostgreSQL through the raw psycopg connection, one transaction per batch.
 
     Rows are COPYed when they are new, upserted otherwise: COPY inserts in bulk, while
-    INSERT ... ON CONFLICT goes row by row (on 64-run batches the upserts of the executions
-    and step runs cost about as much as the COPY of all the events). Whether a row is new
-    is known from what this sink committed: an execution it has not written, or a step run
-    it has not written of an unfinished execution, is taken for new. The guess is wrong
-    only for an execution another writer began (one resumed after a crash): the COPY then
-    fails on the unique key. Whenever that COPY fails, short of a lost connection, the
-    transaction is rolled back and the batch written again with every execution and step
-    run upserted, so what is stored, and which rows are refused, is decided by the upserts
-    exactly as if nothing had been taken for new. Events are always COPYed. JSON goes in
-    as text, which the server casts to jsonb.
+    INSERT ... ON CONFLICT goes row by row (the 320 step runs of a 64-run batch: 2.6 ms by
+    COPY, 11-18 ms by upsert; its 1,408 events take 11.7 ms by COPY, the commit 4.7 ms).
+    Whether a row is new is known from what this sink committed: an execution it has not
+    written, or a step run it has not written, is taken for new. The guess is wrong only
+    for rows another writer put there (an execution resumed after a crash), or rows of an
+    execution this sink forgot (finished, or beyond ``_MAX_OPEN``): the COPY then fails on
+    the unique key. Whenever that COPY fails, short of a lost connection, the transaction
+    is rolled back and the batch written again with every execution and step run upserted,
+    so what is stored, and which rows are refused, is decided by the upserts exactly as if
+    nothing had been taken for new. Events are always COPYed. JSON goes in as text, which
+    the server casts to jsonb.
 
     A broken connection is dropped and the next batch opens a new one.
     """
