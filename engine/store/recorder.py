@@ -83,6 +83,9 @@ class Recorder:
         self._next: asyncio.Future[None] | None = None  # resolved when the next batch commits
         self._inflight: asyncio.Future[None] | None = None  # the batch being written
         self._inflight_awaited = False  # someone awaits it: its failure reaches them
+        # A batch a lone flush cut but could not write at once, and its future: the writer
+        # task writes it before anything else (_flush_alone).
+        self._held: tuple[Batch, asyncio.Future[None]] | None = None
         self._error: StoreError | None = None  # a failed background batch, for the next flush
         self._closed = False
         # Unfinished executions by id, to close one whose rows the store refuses.
@@ -173,7 +176,8 @@ class Recorder:
         Raises StoreError if that batch (or an earlier background batch) failed, and
         ``ExecutionRefused`` if ``execution_id`` is given and the store refused its rows.
         """
-        await self._flush()
+        if not self._flush_alone():
+            await self._flush()
         if execution_id is not None and self._refused:
             why = self._refused.get(execution_id)
             if why is not None:
@@ -196,10 +200,59 @@ class Recorder:
             return
         await asyncio.shield(fut)
 
+    def _flush_alone(self) -> bool:
+        """Commit what is pending here and now, without a writer task, when no other
+        execution is running: nobody would share the commit, and the tasks, futures and
+        loop turns of the group-commit path cost a lone run more than its rows do.
+        Returns False when the writer task must do it: another execution may flush soon
+        (group commit), a batch is in flight, the batch is large, the write lock is taken,
+        or the store refused rows (the writer task writes them one execution at a time).
+        """
+        if (self._task is not None or self._next is not None or self._error is not None
+                or self._closed or not self._has_pending()
+                or (self.threaded and self.pending > self.inline_rows)):
+            return False
+        for record in self._open.values():
+            if record.status not in _ENDED:
+                return False
+        self._cancel_timer()
+        batch = self._cut()
+        try:
+            if self._write(batch, wait=not self.threaded):
+                self.batches += 1
+                return True
+        except RowsRefused:
+            pass
+        except StoreError as exc:
+            log.error("%s", exc)
+            raise
+        # The writer task takes this batch first (rows stay in order: nothing else is
+        # written before it); the caller awaits it like any batch in flight.
+        loop = asyncio.get_running_loop()
+        done = loop.create_future()
+        done.add_done_callback(_consume)
+        self._held, self._inflight, self._inflight_awaited = (batch, done), done, False
+        self._task = loop.create_task(self._drain())
+        return False
+
     def flush_sync(self) -> None:
         """Write everything pending now, on the calling thread (for code without a loop)."""
         self._cancel_timer()
-        batch = self._cut()
+        held, self._held = self._held, None
+        if held is not None:  # closing before the writer task took it
+            batch, done = held
+            self._inflight = None
+            try:
+                self._write_sync(batch)
+            except BaseException as exc:
+                if not done.done():
+                    done.set_exception(exc)
+                raise
+            if not done.done():
+                done.set_result(None)
+        self._write_sync(self._cut())
+
+    def _write_sync(self, batch: Batch) -> None:
         if len(batch):
             try:
                 self._write(batch)
@@ -365,14 +418,19 @@ class Recorder:
     async def _drain(self) -> None:
         try:  # everything inside: whatever fails, the finally lets the next flush start a writer
             loop = asyncio.get_running_loop()
-            while self._has_pending() and not self._closed:
-                batch = self._cut()
-                done, self._next = self._next, None
-                awaited = done is not None
-                if done is None:
-                    done = loop.create_future()
-                    done.add_done_callback(_consume)
-                self._inflight, self._inflight_awaited = done, False
+            while self._held is not None or (self._has_pending() and not self._closed):
+                if self._held is not None:  # a lone flush's batch (_flush_alone)
+                    (batch, done), self._held = self._held, None
+                    awaited = False
+                else:
+                    batch = self._cut()
+                    waiting, self._next = self._next, None
+                    awaited = waiting is not None
+                    if waiting is None:
+                        waiting = loop.create_future()
+                        waiting.add_done_callback(_consume)
+                    done = waiting
+                    self._inflight, self._inflight_awaited = done, False
                 try:
                     await self._commit(batch)
                 except StoreError as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import time
 from collections.abc import Sequence
@@ -12,6 +13,15 @@ from engine.store.batch import CLOSE_STEPS_SQL, EVENT_COLS, EXEC_COLS, STEP_COLS
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
+
+log = logging.getLogger(__name__)
+# SQLite's default is 1,000 pages: a checkpoint (copying the WAL back and two fsyncs, about
+# half of what raw sqlite3 spends writing a small run, benchmarks/bench_engine.py) every
+# ~60 sequential small runs. Four times fewer keeps the WAL under ~16 MB. A checkpoint
+# from another thread was measured too: it saves nothing on 2 cores, and cannot bound the
+# WAL by itself (SQLite starts the WAL over only for a writer that finds all of it copied
+# back, which a checkpoint racing the commits never leaves).
+CHECKPOINT_PAGES = 4000
 
 
 class SqliteSink:
@@ -31,6 +41,8 @@ class SqliteSink:
         # sqlite3 would sleep up to busy_timeout inside BEGIN; the sink waits itself instead,
         # so that a write attempted on the event loop can give up at once.
         self._conn.execute("PRAGMA busy_timeout = 0")
+        # SQLite checkpoints the WAL inside the COMMIT that takes it past this many pages.
+        self._conn.execute(f"PRAGMA wal_autocheckpoint = {CHECKPOINT_PAGES}")
         self.busy_timeout = busy_timeout
         self._exec_sql = sqlite_upsert_sql("executions", EXEC_COLS, ("id",))
         self._step_sql = sqlite_upsert_sql("step_runs", STEP_COLS, STEP_KEY)
@@ -82,7 +94,12 @@ class SqliteSink:
             delay = min(delay * 2, 0.05)
 
     def close(self) -> None:
-        self._proxy.close()
+        try:  # a WAL copied back for whoever opens the file next (never waits for a lock)
+            self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        except sqlite3.Error as exc:
+            log.debug("WAL checkpoint at close failed: %s", exc)
+        finally:
+            self._proxy.close()
 
 
 def sqlite_upsert_sql(table: str, cols: Sequence[str], key: Sequence[str]) -> str:

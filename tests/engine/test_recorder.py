@@ -6,14 +6,16 @@ import asyncio
 import datetime
 import math
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from engine.errors import StoreError
 from engine.store.recorder import ExecutionRefused
 from engine.store.records import EventRecord, ExecutionRecord, StepRunRecord
+from engine.store.sink_sqlite import CHECKPOINT_PAGES
 from engine.store.store import Store
 from tests.waiting import wait_for_condition
 
@@ -381,3 +383,68 @@ async def test_a_long_execution_stays_visible_while_it_runs(store: Store,
     done = reader.get_execution("long")
     assert done is not None and (done.status, done.event_count) == ("completed", 30)
     assert rec.batches > 2
+
+
+def _finishes_without_yielding(coro: Coroutine[Any, Any, None]) -> bool:
+    """Whether ``coro`` returns at its first step, never handing the loop back."""
+    try:
+        coro.send(None)
+    except StopIteration:
+        return True
+    coro.close()
+    return False
+
+
+async def test_a_lone_run_is_committed_by_its_own_flush(store: Store, reader: Store) -> None:
+    """Nothing else running: no writer task, no loop turn; still durable on return."""
+    if store.dialect != "sqlite":
+        pytest.skip("a PostgreSQL batch is always written in a worker thread")
+    hand_over(store, "lone")
+    assert _finishes_without_yielding(store.recorder.flush("lone"))
+    assert reader.count_events("lone") == 4 and store.recorder.batches == 1
+
+
+async def test_runs_still_running_keep_the_group_commit(store: Store, reader: Store) -> None:
+    rec = store.recorder
+    hand_over(store, "done")
+    rec.execution(ExecutionRecord(id="busy", pipeline="p", status="running", started_at=1.0))
+    rec.event(EventRecord("busy", 1, "execution.started", {}, 1.0))
+    flushing = asyncio.ensure_future(rec.flush("done"))
+    await asyncio.sleep(0)
+    assert not flushing.done()  # left to the writer task, which another flush may join
+    await asyncio.wait_for(flushing, 30)
+    assert reader.count_events("done") == 4 and reader.count_events("busy") == 1
+
+
+async def test_close_writes_a_lone_batch_that_waited_for_the_lock(tmp_path: Path) -> None:
+    """The batch a lone flush cut while another connection held the lock is written by
+    close() if the writer task has not taken it yet, and its flush learns it."""
+    path = tmp_path / "locked.db"
+    store = Store.open(f"sqlite:///{path}")
+    other = sqlite3.connect(path, isolation_level=None)
+    try:
+        rec = store.recorder
+        other.execute("BEGIN IMMEDIATE")
+        hand_over(store, "held")
+        assert not rec._flush_alone()  # the lock is taken: held for the writer task
+        assert rec._held is not None
+        done = rec._held[1]
+        other.execute("COMMIT")
+        store.close()
+        assert done.done() and done.exception() is None
+        await wait_for_condition(lambda: rec._task is None, "the writer task to end")
+    finally:
+        other.close()
+        store.close()
+    with Store.open(f"sqlite:///{path}") as again:
+        assert again.count_events("held") == 4
+
+
+async def test_the_recorder_keeps_the_wal_bounded(tmp_path: Path) -> None:
+    path = tmp_path / "wal.db"
+    with Store.open(f"sqlite:///{path}") as store:
+        for i in range(600):  # ~16 WAL pages each: past several checkpoints
+            hand_over(store, f"w{i}")
+            await store.recorder.flush()
+        size = Path(f"{path}-wal").stat().st_size
+    assert size <= (CHECKPOINT_PAGES + 200) * (4096 + 24)
