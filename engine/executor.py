@@ -293,8 +293,8 @@ class ExecutionRun:
                     raise
         finally:
             if self.recorder is not None:
-                try:
-                    await asyncio.shield(self.recorder.flush(self.record.id))
+                try:  # flush() shields the batch it waits for: no task of our own here
+                    await self.recorder.flush(self.record.id)
                 except ExecutionRefused as refused_exc:
                     self._refused(str(refused_exc))
 
