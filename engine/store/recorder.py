@@ -176,7 +176,13 @@ class Recorder:
         Raises StoreError if that batch (or an earlier background batch) failed, and
         ``ExecutionRefused`` if ``execution_id`` is given and the store refused its rows.
         """
-        if not self._flush_alone():
+        if self._alone():
+            # One loop turn first: runs that are ready go on to their own flush meanwhile,
+            # and this commit carries theirs too (group commit without a writer task).
+            await asyncio.sleep(0)
+            if not (self._alone() and self._flush_alone()):
+                await self._flush()
+        else:
             await self._flush()
         if execution_id is not None and self._refused:
             why = self._refused.get(execution_id)
@@ -200,21 +206,22 @@ class Recorder:
             return
         await asyncio.shield(fut)
 
-    def _flush_alone(self) -> bool:
-        """Commit what is pending here and now, without a writer task, when no other
-        execution is running: nobody would share the commit, and the tasks, futures and
-        loop turns of the group-commit path cost a lone run more than its rows do.
-        Returns False when the writer task must do it: another execution may flush soon
-        (group commit), a batch is in flight, the batch is large, the write lock is taken,
-        or the store refused rows (the writer task writes them one execution at a time).
-        """
+    def _alone(self) -> bool:
+        """Whether a flush may commit by itself (``_flush_alone``): rows are pending, no
+        batch is in flight or awaited, the batch is small enough for the loop thread, and
+        no execution is still running (one that is may flush soon: it joins the writer
+        task's group commit instead)."""
         if (self._task is not None or self._next is not None or self._error is not None
                 or self._closed or not self._has_pending()
                 or (self.threaded and self.pending > self.inline_rows)):
             return False
-        for record in self._open.values():
-            if record.status not in _ENDED:
-                return False
+        return all(record.status in _ENDED for record in self._open.values())
+
+    def _flush_alone(self) -> bool:
+        """Commit what is pending here and now, without a writer task (whose tasks,
+        futures and loop turns cost a small run more than its rows do). Returns False when
+        the writer task must do it: the write lock is taken, or the store refused rows
+        (the writer task writes them one execution at a time)."""
         self._cancel_timer()
         batch = self._cut()
         try:

@@ -385,23 +385,38 @@ async def test_a_long_execution_stays_visible_while_it_runs(store: Store,
     assert rec.batches > 2
 
 
-def _finishes_without_yielding(coro: Coroutine[Any, Any, None]) -> bool:
-    """Whether ``coro`` returns at its first step, never handing the loop back."""
-    try:
-        coro.send(None)
-    except StopIteration:
-        return True
-    coro.close()
-    return False
+def _loop_turns(coro: Coroutine[Any, Any, None]) -> int | None:
+    """How many bare loop turns ``coro`` takes to return; None if it awaits a future."""
+    turns = 0
+    while True:
+        try:
+            awaited = coro.send(None)
+        except StopIteration:
+            return turns
+        if awaited is not None:  # a future: a task or a thread resolves it
+            coro.close()
+            return None
+        turns += 1
 
 
 async def test_a_lone_run_is_committed_by_its_own_flush(store: Store, reader: Store) -> None:
-    """Nothing else running: no writer task, no loop turn; still durable on return."""
+    """Nothing else running: one loop turn (for runs about to flush), no writer task, no
+    future; still durable on return."""
     if store.dialect != "sqlite":
         pytest.skip("a PostgreSQL batch is always written in a worker thread")
     hand_over(store, "lone")
-    assert _finishes_without_yielding(store.recorder.flush("lone"))
+    assert _loop_turns(store.recorder.flush("lone")) == 1
     assert reader.count_events("lone") == 4 and store.recorder.batches == 1
+
+
+async def test_runs_ready_to_flush_share_the_lone_commit(store: Store, reader: Store) -> None:
+    async def one_run(i: int) -> None:  # runs whose steps never wait, as step.set's
+        hand_over(store, f"r{i}")
+        await store.recorder.flush(f"r{i}")
+        assert reader.count_events(f"r{i}") == 4
+
+    await asyncio.gather(*(one_run(i) for i in range(32)))
+    assert store.recorder.batches <= 2
 
 
 async def test_runs_still_running_keep_the_group_commit(store: Store, reader: Store) -> None:
