@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import uuid
 from collections.abc import Generator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ from engine.executor import ExecutionRun, RunControls, StepHooks, prepare
 from engine.idempotency import IdempotencyKeys
 from engine.scrub import Scrubber
 from engine.steps.base import Registry, default_registry
+from engine.store.ids import new_execution_id
 from engine.store.records import EventRecord, ExecutionRecord, StepRunRecord
 from engine.store.store import Store
 
@@ -183,7 +183,7 @@ class Engine:
                  parent_id: str | None, replay_of: str | None, trigger_type: str | None,
                  depth: int, controls: RunControls | None = None) -> ExecutionRun:
         return ExecutionRun(self, self.pipeline(pipeline), payload,
-                            execution_id=execution_id or uuid.uuid4().hex,
+                            execution_id=execution_id or new_execution_id(),
                             parent_id=parent_id, replay_of=replay_of, trigger_type=trigger_type,
                             definition_hash=self.definition.hash, depth=depth, controls=controls)
 
@@ -225,7 +225,7 @@ class Engine:
             child = await self.run(pipeline, payload, **kwargs)  # type: ignore[arg-type]
             return {"id": child.id, "status": child.status, "output": child.output,
                     "error": child.error}
-        child_id = uuid.uuid4().hex
+        child_id = new_execution_id()
         task = asyncio.ensure_future(self.run(pipeline, payload, execution_id=child_id,
                                               **kwargs))  # type: ignore[arg-type]
         self._background.add(task)

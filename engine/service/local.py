@@ -70,6 +70,7 @@ from engine.service.replay import PreparedReplay, prepare_replay, step_outputs
 from engine.steps.base import Registry, default_registry
 from engine.store import models
 from engine.store.identity import protect
+from engine.store.ids import new_execution_id
 from engine.store.recorder import ExecutionRefused
 from engine.store.records import EventRecord, ExecutionRecord
 from engine.store.store import Store
@@ -463,7 +464,7 @@ class LocalService:
     async def _start(self, engine: Engine, pipeline: str, payload: Any, controls: RunControls,
                      wait: bool, *, replay_of: str | None = None,
                      trigger_type: str | None = None) -> RunResult:
-        execution_id = uuid.uuid4().hex
+        execution_id = new_execution_id()
         coro = engine.run(pipeline, payload, execution_id=execution_id, replay_of=replay_of,
                           trigger_type=trigger_type, controls=controls)
         if wait:
