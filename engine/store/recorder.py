@@ -222,7 +222,8 @@ class Recorder:
         futures and loop turns cost a small run more than its rows do). Returns False when
         the writer task must do it: the write lock is taken, or the store refused rows
         (the writer task writes them one execution at a time)."""
-        self._cancel_timer()
+        # The interval timer stays armed (it finds nothing to do, or the next run's rows):
+        # one timer per interval rather than one armed and cancelled per run.
         batch = self._cut()
         try:
             if self._write(batch, wait=not self.threaded):
@@ -307,7 +308,8 @@ class Recorder:
 
     def _on_timer(self) -> None:
         self._timer = None
-        self._kick()
+        if self._has_pending():
+            self._kick()
 
     def _cancel_timer(self) -> None:
         if self._timer is not None:
