@@ -88,10 +88,6 @@ def failing_step(pipeline: PipelineDef, path: str) -> StepDef | None:
     return found
 
 
-def loaded_definitions(service: LocalService) -> list[Definition]:
-    return service.definitions()
-
-
 def build_routes(definitions: Iterable[Definition],
                  owner_of: Callable[[Definition], str | None] = lambda _d: None) -> list[TriggerRoute]:
     routes: list[TriggerRoute] = []
@@ -129,11 +125,11 @@ class TriggerTable:
         self._literal: dict[tuple[str, str], list[TriggerRoute]] = {}
 
     def routes(self) -> list[TriggerRoute]:
-        definitions = loaded_definitions(self.service)
-        owner_of = self.service.owner_of
-        key = tuple((d.path, d.hash, owner_of(d)) for d in definitions)
+        owned = self.service.owned_definitions()  # one pass: this runs on every request
+        key = tuple((d.path, d.hash, owner) for d, owner in owned)
         if key != self._key:
-            self._routes = build_routes(definitions, owner_of)
+            owners = {id(d): owner for d, owner in owned}
+            self._routes = build_routes([d for d, _ in owned], lambda d: owners[id(d)])
             literal: dict[tuple[str, str], list[TriggerRoute]] = {}
             for route in self._routes:  # most specific first: the first one listed wins
                 if not route.pattern.groupindex:

@@ -294,6 +294,12 @@ class LocalService:
         disk = self.disk_path(definition)
         return self._file_owner.get(disk) if disk is not None else None
 
+    def owned_definitions(self) -> list[tuple[Definition, str | None]]:
+        """Every loaded definition with its owner (``owner_of``), in one pass: the server
+        checks this on every trigger request."""
+        owner = self._file_owner.get
+        return [(engine.definition, owner(disk)) for disk, engine in self._engines.items()]
+
     def loaded_files(self) -> list[str]:
         """The absolute paths of the loaded files of every tenant."""
         return list(self._engines)
