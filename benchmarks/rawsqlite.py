@@ -16,6 +16,7 @@ import contextlib
 import json
 import sqlite3
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -160,8 +161,8 @@ class RawWriter:
         deadline = started + seconds
         while time.perf_counter() < deadline:
             db.execute("BEGIN")
-            for n in range(self.done, self.done + self.batch):
-                new = f"raw-{n:09d}"
+            for _ in range(self.batch):
+                new = uuid.uuid4().hex  # random, like the engine's ids (engine/store/ids.py)
                 for sql, rows in self.statements:
                     db.executemany(sql, [self._rekey(row, new) for row in rows])
             db.execute("COMMIT")
@@ -192,7 +193,7 @@ class FloorWriter:
         while time.perf_counter() < deadline:
             self.db.execute("BEGIN")
             self.db.executemany("INSERT INTO runs VALUES (?, ?)",
-                                [(f"raw-{n:09d}", orjson.dumps(self.payload(n)).decode())
+                                [(uuid.uuid4().hex, orjson.dumps(self.payload(n)).decode())
                                  for n in range(self.done, self.done + self.batch)])
             self.db.execute("COMMIT")
             self.done += self.batch
