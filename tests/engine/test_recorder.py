@@ -399,11 +399,11 @@ def _loop_turns(coro: Coroutine[Any, Any, None]) -> int | None:
         turns += 1
 
 
+# SQLite only: a PostgreSQL batch is always written in a worker thread (a future).
+@pytest.mark.parametrize("recorder_url", ["sqlite", "sqlite-core"], indirect=True)
 async def test_a_lone_run_is_committed_by_its_own_flush(store: Store, reader: Store) -> None:
     """Nothing else running: one loop turn (for runs about to flush), no writer task, no
     future; still durable on return."""
-    if store.dialect != "sqlite":
-        pytest.skip("a PostgreSQL batch is always written in a worker thread")
     hand_over(store, "lone")
     assert _loop_turns(store.recorder.flush("lone")) == 1
     assert reader.count_events("lone") == 4 and store.recorder.batches == 1
