@@ -9,7 +9,6 @@ and are returned as they are.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from engine.service.models import EventType
@@ -18,8 +17,18 @@ from engine.store.records import EventRecord
 PAYLOAD_REF = "payload_ref"
 
 
-def without_payload(trigger: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in trigger.items() if k != "payload"}
+def referenced(trigger: dict[str, Any]) -> dict[str, Any]:
+    """The trigger as stored: ``payload`` replaced by the reference."""
+    out = {k: v for k, v in trigger.items() if k != "payload"}
+    out[PAYLOAD_REF] = "execution"
+    return out
+
+
+def with_payload(trigger: dict[str, Any], payload: Any) -> dict[str, Any]:
+    """The trigger as emitted: the reference (if any) replaced by ``payload``."""
+    out = {k: v for k, v in trigger.items() if k not in ("payload", PAYLOAD_REF)}
+    out["payload"] = payload
+    return out
 
 
 def needs_payload(event: EventRecord) -> bool:
@@ -29,11 +38,8 @@ def needs_payload(event: EventRecord) -> bool:
     return isinstance(trigger, dict) and PAYLOAD_REF in trigger
 
 
-def restore_payloads(events: list[EventRecord], payload_of: Callable[[str], Any]) -> None:
-    """Put each referenced trigger payload back into its ``execution.started`` event."""
+def restore_payloads(events: list[EventRecord], payload: Any) -> None:
+    """Put ``payload`` (their execution's) back into its ``execution.started`` event."""
     for event in events:
         if needs_payload(event):
-            trigger = without_payload(event.data["trigger"])
-            del trigger[PAYLOAD_REF]
-            trigger["payload"] = payload_of(event.execution_id)
-            event.data = {**event.data, "trigger": trigger}
+            event.data = {**event.data, "trigger": with_payload(event.data["trigger"], payload)}

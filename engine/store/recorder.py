@@ -38,7 +38,7 @@ from engine.errors import StoreError
 from engine.service.models import EventType
 from engine.store.batch import Batch, Row, RowsRefused, Sink, execution_row, step_run_row
 from engine.store.codec import dumps, dumps_escaped
-from engine.store.payload_refs import PAYLOAD_REF, without_payload
+from engine.store.payload_refs import referenced, with_payload
 from engine.store.records import EventRecord, ExecutionRecord, StepRunRecord
 
 log = logging.getLogger(__name__)
@@ -154,13 +154,11 @@ class Recorder:
             return text, rec
         payload_text, payload = dumps_escaped(record.trigger_payload)
         record.trigger_text = payload_text
-        stored = {**rec.data, "trigger": {**without_payload(trigger), PAYLOAD_REF: "execution"}}
-        text, escaped = dumps_escaped(stored)
-        if escaped is not None or payload is not None:
-            shown = dict(escaped if escaped is not None else rec.data)
-            shown["trigger"] = {**without_payload(shown["trigger"]),
-                                "payload": record.trigger_payload if payload is None else payload}
-            shown["trigger"].pop(PAYLOAD_REF, None)
+        text, escaped = dumps_escaped({**rec.data, "trigger": referenced(trigger)})
+        if escaped is not None or payload is not None:  # listeners get what the store holds
+            shown = escaped if escaped is not None else rec.data
+            shown = {**shown, "trigger": with_payload(
+                shown["trigger"], record.trigger_payload if payload is None else payload)}
             rec = EventRecord(rec.execution_id, rec.seq, rec.type, shown, rec.ts)
         return text, rec
 

@@ -402,7 +402,7 @@ class Store:
             if events and any(map(needs_payload, events)):
                 ex = models.executions
                 payload = conn.execute(select(ex.c.trigger_payload).where(ex.c.id == id)).scalar()
-                restore_payloads(events, lambda _id: payload)
+                restore_payloads(events, payload)
         return events
 
     def count_events(self, execution_id: str | None = None) -> int:
