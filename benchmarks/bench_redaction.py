@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from payloads import KB, webhook
 
-from engine.redaction import _bounded_walk, _mask_once, mask_credentials, redact
+from engine.redaction import _bounded_walk, _mask_until_stable, mask_credentials, redact
 
 POOL = 16
 TURNS = 4
@@ -56,20 +56,10 @@ def per_call(values: list[Any], fn: Callable[[Any], Any], seconds: float) -> flo
     return best * 1e6
 
 
-def personal_before(text: str) -> str:
-    """mask_personal_data as it was: every pass tried on every string."""
-    for _ in range(5):
-        masked = _mask_once(text)
-        if masked == text:
-            break
-        text = masked
-    return text
-
-
 def redact_before(value: Any, level: str) -> Any:
     """redact() as it was: the same dispatch, then the exact walk."""
     if level == "redacted":
-        return _bounded_walk(value, personal_before)
+        return _bounded_walk(value, _mask_until_stable)  # every pass on every string
     if level == "full":
         return _bounded_walk(value, mask_credentials)
     raise ValueError(level)

@@ -170,6 +170,11 @@ def mask_personal_data(text: str) -> str:
     """
     if not _maybe_personal(text):
         return text  # most strings: nothing any pass below could match
+    return _mask_until_stable(text)
+
+
+def _mask_until_stable(text: str) -> str:
+    """``_mask_once`` repeated (at most 5 times) until it changes nothing."""
     for _ in range(5):
         masked = _mask_once(text)
         if masked == text:
