@@ -17,20 +17,15 @@ pytestmark = pytest.mark.postgres
 
 @pytest.fixture
 def store(pg_store_url: str) -> Iterator[Store]:
-    s = Store.open(pg_store_url)
-    try:
+    with Store.open(pg_store_url) as s:
         yield s
-    finally:
-        s.close()
 
 
 @pytest.fixture
 def reader(pg_store_url: str) -> Iterator[Store]:
-    s = Store.open(pg_store_url)
-    try:
+    """A second Store on the same database: sees only what was committed."""
+    with Store.open(pg_store_url) as s:
         yield s
-    finally:
-        s.close()
 
 
 def _sink(store: Store) -> PgSink:
