@@ -59,14 +59,18 @@ from engine.service.models import (
     ResumeAction,
     RunOptions,
     RunResult,
+    SourceDelivery,
+    SourceInfo,
     StepRun,
     StepTypeInfo,
+    TestEvent,
     Timeline,
     VersionInfo,
 )
 from engine.service.naming import ServerNames
 from engine.service.protocol import Progress
 from engine.service.replay import PreparedReplay, prepare_replay, step_outputs
+from engine.service.sources import SourceManager
 from engine.steps.base import Registry, default_registry
 from engine.store import models
 from engine.store.identity import protect
@@ -137,6 +141,9 @@ class LocalService:
         self._dlqs: dict[str, DlqManager] = {}
         self._backfills: dict[str, BackfillManager] = {}
         self.backfills = self._backfill_manager()
+        # Sources of the loaded files; `wfstudio serve` sets autostart, the studio starts
+        # them on demand.
+        self.sources = SourceManager(self)
         protect(store)  # no database.sql module may open this store, whatever its URL says
 
     @property
@@ -211,6 +218,7 @@ class LocalService:
         await self.close()
 
     async def close(self) -> None:
+        await self.sources.close()  # first: no new executions while the rest shuts down
         self.debugger.close()
         self.debugger.abort_all()
         for backfills in self._backfills.values():
@@ -262,6 +270,7 @@ class LocalService:
                 del self._engines[path]
                 if not engine.running:
                     await engine.close()
+                await self.sources.refresh()
                 return list(engine.definition.pipelines)
         return []
 
@@ -282,6 +291,7 @@ class LocalService:
         self._engines[disk] = engine
         if old is not None and not old.running:
             await old.close()
+        await self.sources.refresh()
         return list(definition.pipelines)
 
     def definitions(self) -> list[Definition]:
@@ -330,6 +340,10 @@ class LocalService:
                 return engine
         known = ", ".join(sorted(self._pipeline_names())) or "none loaded"
         raise NotFound(f"no pipeline named {pipeline!r} (pipelines: {known})")
+
+    def engine_for(self, pipeline: str) -> Engine:
+        """The engine of the caller's tenant's pipeline (sources run their events on it)."""
+        return self._engine(pipeline)
 
     def _pipeline_names(self) -> set[str]:
         return {name for e in self._visible() for name in e.definition.pipelines}
@@ -766,6 +780,23 @@ class LocalService:
         validator = jsonschema.Draft202012Validator(latest.schema_)
         return [f"{'/'.join(map(str, e.absolute_path)) or '(root)'}: {e.message}"
                 for e in sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.path)))]
+
+    # ------------------------------------------------------------------ sources
+
+    async def list_sources(self) -> list[SourceInfo]:
+        return [self.sources.info(r) for r in self.sources.visible()]
+
+    async def start_source(self, name: str) -> SourceInfo:
+        return await self.sources.start(name)
+
+    async def stop_source(self, name: str) -> SourceInfo:
+        return await self.sources.stop(name)
+
+    async def send_test_event(self, name: str, event: TestEvent) -> SourceDelivery:
+        return await self.sources.send_test(name, event)
+
+    async def source_deliveries(self, name: str, limit: int = 50) -> list[SourceDelivery]:
+        return await self.sources.deliveries(name, limit)
 
     # ------------------------------------------------------------------ plugins
 

@@ -671,3 +671,53 @@ class PluginInfo(BaseModel):
     name: str
     value: str
     distribution: str = ""
+
+
+SourceState = Literal["running", "lagging", "failing", "stopped"]
+
+
+class SourceInfo(BaseModel):
+    """A source connector of a loaded file, with its counters since it last started."""
+
+    name: str
+    type: str
+    file: str
+    pipelines: list[str]  # those whose ``event`` trigger names it
+    state: SourceState
+    config: dict[str, Any] = {}  # with secrets masked
+    delivered: int = 0  # deliveries the transport handed over (redeliveries included)
+    acknowledged: int = 0  # deliveries acknowledged back to the transport
+    redelivered: int = 0  # deliveries of events already taken in (nothing new started)
+    dead_lettered: int = 0
+    filtered: int = 0  # events no pipeline takes (their type matches no trigger)
+    started: int = 0  # executions started
+    in_flight: int = 0  # executions running now
+    lag: float | None = None  # behind the head, in the source's unit (None: not known)
+    lag_unit: str = ""
+    last_error: str | None = None
+    since: float | None = None  # when it started (unix seconds)
+    event_schema: dict[str, Any] = {}  # JSON Schema of a test event's data (from its schema)
+
+
+class TestEvent(RequestModel):
+    """What "send test event" hands a source: a CloudEvent's type, subject and data."""
+
+    type: str | None = Field(default=None, max_length=200)  # default: the first trigger's
+    subject: str | None = Field(default=None, max_length=1000)
+    data: Any = None
+    id: str | None = Field(default=None, max_length=200)  # default: a new id
+
+
+class SourceDelivery(BaseModel):
+    """One event a source took in, linked to what it became."""
+
+    source: str
+    event_id: str
+    type: str | None = None
+    pipeline: str | None = None
+    outcome: Literal["started", "done", "dead_lettered", "duplicate", "filtered", "refused"]
+    execution_id: str | None = None
+    execution_status: str | None = None
+    dlq_entry: str | None = None
+    deliveries: int = 1
+    received: float = 0.0

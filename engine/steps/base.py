@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from engine.config.model import StepDef
+    from engine.connectors.types import SinkType, SourceType
 
 
 @dataclass
@@ -132,10 +133,13 @@ class Registry:
 
     STEP_GROUP = "wfstudio.steps"
     MODULE_GROUP = "wfstudio.modules"
+    CONNECTOR_GROUP = "wfstudio.connectors"
 
     def __init__(self) -> None:
         self.steps: dict[str, StepType] = {}
         self.modules: dict[str, ModuleType] = {}
+        self.sources: dict[str, SourceType] = {}
+        self.sinks: dict[str, SinkType] = {}
         self.plugins: list[dict[str, str]] = []
 
     def add_step(self, step_type: StepType) -> None:
@@ -144,10 +148,19 @@ class Registry:
     def add_module(self, module_type: ModuleType) -> None:
         self.modules[module_type.name] = module_type
 
+    def add_source(self, source_type: SourceType) -> None:
+        self.sources[source_type.name] = source_type
+
+    def add_sink(self, sink_type: SinkType) -> None:
+        self.sinks[sink_type.name] = sink_type
+
+    def connector(self, name: str) -> SourceType | SinkType | None:
+        return self.sources.get(name) or self.sinks.get(name)
+
     def load_entry_points(self) -> None:
         from importlib.metadata import entry_points
 
-        for group in (self.STEP_GROUP, self.MODULE_GROUP):
+        for group in (self.STEP_GROUP, self.MODULE_GROUP, self.CONNECTOR_GROUP):
             for ep in entry_points(group=group):
                 register = ep.load()
                 register(self)
@@ -166,10 +179,12 @@ def default_registry() -> Registry:
         registry = Registry()
         registry.load_entry_points()
         if "step.set" not in registry.steps:  # running from a checkout that was never installed
+            from engine.connectors.builtin import register as register_connectors
             from engine.modules.builtin import register as register_modules
             from engine.steps.builtin import register as register_steps
 
             register_steps(registry)
             register_modules(registry)
+            register_connectors(registry)
         _default = registry
     return _default

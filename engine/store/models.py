@@ -331,6 +331,37 @@ class PausedExecution(Base):
     __table_args__ = (Index("ix_paused_executions_tenant_paused_at", "tenant", "paused_at"),)
 
 
+class SourceEvent(Base):
+    """One row per event a source took in: the dedup record (a redelivered event, same
+    source and id, finds it and starts nothing) and the delivery the Sources pane lists.
+
+    Written in the same transaction as the execution row it starts (or the DLQ entry it
+    became), so an acknowledged event always has one or the other.
+    """
+
+    __tablename__ = "source_events"
+
+    tenant: Mapped[str] = mapped_column(String(ID), primary_key=True)
+    source: Mapped[str] = mapped_column(String(NAME), primary_key=True)  # the connector's name
+    event_id: Mapped[str] = mapped_column(String(NAME), primary_key=True)  # CloudEvents id
+    type: Mapped[str | None] = mapped_column(String(NAME))  # CloudEvents type
+    pipeline: Mapped[str | None] = mapped_column(String(NAME))
+    status: Mapped[str] = mapped_column(String(SHORT))  # started | done | dead
+    execution_id: Mapped[str | None] = mapped_column(String(ID))  # the latest attempt's
+    dlq_entry: Mapped[str | None] = mapped_column(String(ID))
+    deliveries: Mapped[int] = mapped_column(Integer, default=1)  # times the transport sent it
+    # The envelope as received, kept until its execution ends (an interrupted one is run
+    # again from it: the execution's own row holds it redacted).
+    payload: Mapped[Any | None] = mapped_column(JsonType)
+    received: Mapped[float] = mapped_column(Float)
+    updated: Mapped[float] = mapped_column(Float)
+
+    __table_args__ = (
+        Index("ix_source_events_tenant_source_received", "tenant", "source", "received"),
+        Index("ix_source_events_execution_id", "execution_id"),
+    )
+
+
 executions = Base.metadata.tables["executions"]
 execution_events = Base.metadata.tables["execution_events"]
 step_runs = Base.metadata.tables["step_runs"]
@@ -344,3 +375,4 @@ event_schemas = Base.metadata.tables["event_schemas"]
 backfills = Base.metadata.tables["backfills"]
 instances = Base.metadata.tables["instances"]
 paused_executions = Base.metadata.tables["paused_executions"]
+source_events = Base.metadata.tables["source_events"]

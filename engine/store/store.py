@@ -56,7 +56,7 @@ from engine.store.sink_pg import PgSink
 from engine.store.sink_sqlite import SqliteSink
 
 SQLITE_INLINE_ROWS = 3000  # larger SQLite batches are written off the loop (see recorder.py)
-HEAD_REVISION = "0004"  # the newest migration in migrations/versions (a test keeps them equal)
+HEAD_REVISION = "0005"  # the newest migration in migrations/versions (a test keeps them equal)
 MIGRATIONS = Path(__file__).parent / "migrations"
 _PG_LOCK = 0x77667374  # advisory lock id held while migrating a PostgreSQL store
 _MAX_KEY = 255  # longer idempotency keys are stored as their sha256

@@ -1,0 +1,1 @@
+"""Connectors: sources that start executions from outside events, sinks that send events out."""

@@ -1,0 +1,16 @@
+"""The connector types that ship with the engine (the ``builtin`` entry point).
+
+Each module registers its own types; their client libraries are imported only when a
+connector of that type starts, so loading the registry stays cheap.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from engine.steps.base import Registry
+
+
+def register(registry: Registry) -> None:
+    pass
