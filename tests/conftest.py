@@ -16,7 +16,8 @@ import pytest
 PG_SERVER = "postgresql://postgres@127.0.0.1:5432"
 _STORE_TABLES = ("executions", "execution_events", "step_runs", "definitions",
                  "idempotency_keys", "dlq_entries", "step_mocks", "breakpoints", "api_keys",
-                 "event_schemas", "backfills", "instances", "paused_executions")
+                 "event_schemas", "backfills", "instances", "paused_executions",
+                 "source_events")
 
 
 class PgDatabases:

@@ -101,6 +101,9 @@ async def _serve(args: argparse.Namespace, stop: _Stop) -> int:
         sockets = [socket.socket(fileno=args.listen_fd)] if worker else None
         if stop.count:  # stopped while the store was opening: never start serving
             return 0
+        if not args.no_sources:  # the files' sources run while this process serves
+            service.sources.autostart = True
+            await service.sources.refresh()
         stop.server = server
         watch = (asyncio.create_task(_watch_parent(server, args.supervisor_pid))
                  if args.supervisor_pid else None)
@@ -219,6 +222,8 @@ def _worker_argv(args: argparse.Namespace, fd: int, number: int) -> list[str]:
         argv += ["--allow-env", name]
     if args.access_log:
         argv.append("--access-log")
+    if args.no_sources:
+        argv.append("--no-sources")
     return argv
 
 
@@ -340,6 +345,9 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--max-input", default="1MB", metavar="BYTES",
                    help="the largest body of a request that starts a run with its input (a "
                         "run, a replay and its plan), like --max-body (default 1MB)")
+    p.add_argument("--no-sources", action="store_true",
+                   help="do not run the files' sources and schedules (serve the API and http "
+                        "triggers only)")
     p.add_argument("--access-log", action="store_true",
                    help="log every request (default: off; it costs CPU on every request)")
     p.add_argument("--workers", type=int, default=1,
