@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, and_, select, tuple_, update
+from sqlalchemy import Connection, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from engine.store import models
@@ -84,52 +84,96 @@ def _insert(store: Store) -> Any:
 def take(store: Store, tenant: str, admissions: Sequence[Admission],
          dead: Sequence[DeadLetter] = ()) -> tuple[list[Taken], list[Taken]]:
     """Record a batch in one transaction; returns what happened to each admission and
-    each dead letter, in order."""
+    each dead letter, in order.
+
+    A handful of statements per batch, not per event: one multi-row insert of dedup rows
+    (``ON CONFLICT DO NOTHING RETURNING``: the ids it returns are the new events), one of
+    execution starts or DLQ entries for those, one update counting the redeliveries.
+    """
     now = time.time()
-    se, ex, dlq = models.source_events, models.executions, models.dlq_entries
-    insert = _insert(store)
-    started: list[Taken] = []
-    lettered: list[Taken] = []
+    dlq = models.dlq_entries
+    entries = {d.event_id: uuid.uuid4().hex for d in dead}
+    rows = [_row(tenant, a.source, a.event_id, a.type, a.pipeline, STARTED, a.execution_id,
+                 None, 1, now, a.envelope) for a in admissions]
+    rows += [_row(tenant, d.source, d.event_id, d.type, d.pipeline, DEAD, None,
+                  entries[d.event_id], d.attempt, now, None) for d in dead]
     with store.begin() as conn:
-        for a in admissions:
-            row = {"tenant": tenant, "source": a.source, "event_id": a.event_id, "type": a.type,
-                   "pipeline": a.pipeline, "status": STARTED, "execution_id": a.execution_id,
-                   "dlq_entry": None, "deliveries": 1, "received": now, "updated": now,
-                   "payload": a.envelope}
-            if conn.execute(insert(se).values(row).on_conflict_do_nothing()).rowcount:
-                conn.execute(ex.insert().values(
-                    id=a.execution_id, pipeline=a.pipeline, status="running",
-                    trigger_type="event", trigger_payload=a.recorded_trigger, started_at=now,
-                    definition_hash=a.definition_hash, tenant=tenant, event_count=0,
-                    owner=store.instance_id))
-                started.append(Taken(True, a.execution_id))
-            else:
-                started.append(_redelivered(conn, tenant, a.source, a.event_id, now))
-        for d in dead:
-            entry = uuid.uuid4().hex
-            row = {"tenant": tenant, "source": d.source, "event_id": d.event_id, "type": d.type,
-                   "pipeline": d.pipeline, "status": DEAD, "execution_id": None,
-                   "dlq_entry": entry, "deliveries": d.attempt, "received": now, "updated": now,
-                   "payload": None}
-            if conn.execute(insert(se).values(row).on_conflict_do_nothing()).rowcount:
-                conn.execute(dlq.insert().values(
-                    id=entry, tenant=tenant, pipeline=d.pipeline, step=None, execution_id=None,
-                    payload=d.envelope, error=d.error, error_type=d.error_type,
-                    status="pending", retry_count=0, max_retries=d.max_retries, created=now,
-                    updated=now))
-                lettered.append(Taken(True, dlq_entry=entry))
-            else:
-                lettered.append(_redelivered(conn, tenant, d.source, d.event_id, now))
+        new = _insert_new(store, conn, rows)
+        starts = [a for a in admissions if (a.source, a.event_id, a.execution_id) in new]
+        if starts:
+            conn.execute(models.executions.insert(), [{
+                "id": a.execution_id, "pipeline": a.pipeline, "status": "running",
+                "trigger_type": "event", "trigger_payload": a.recorded_trigger,
+                "started_at": now, "definition_hash": a.definition_hash, "tenant": tenant,
+                "event_count": 0, "owner": store.instance_id} for a in starts])
+        letters = [d for d in dead if (d.source, d.event_id, None) in new]
+        if letters:
+            conn.execute(dlq.insert(), [{
+                "id": entries[d.event_id], "tenant": tenant, "pipeline": d.pipeline,
+                "step": None, "execution_id": None, "payload": d.envelope, "error": d.error,
+                "error_type": d.error_type, "status": "pending", "retry_count": 0,
+                "max_retries": d.max_retries, "created": now, "updated": now,
+                "last_retry_id": None, "owner": None, "resolved": None} for d in letters])
+        again = [(r["source"], r["event_id"]) for r in rows
+                 if (r["source"], r["event_id"], r["execution_id"]) not in new]
+        earlier = _redelivered(conn, tenant, again, now) if again else {}
+    started = [Taken(True, a.execution_id) if (a.source, a.event_id, a.execution_id) in new
+               else earlier.get((a.source, a.event_id), Taken(False)) for a in admissions]
+    lettered = [Taken(True, dlq_entry=entries[d.event_id])
+                if (d.source, d.event_id, None) in new
+                else earlier.get((d.source, d.event_id), Taken(False)) for d in dead]
     return started, lettered
 
 
-def _redelivered(conn: Connection, tenant: str, source: str, event_id: str,
-                 now: float) -> Taken:
+def _row(tenant: str, source: str, event_id: str, type: str | None, pipeline: str,
+         status: str, execution_id: str | None, dlq_entry: str | None, deliveries: int,
+         now: float, payload: Any) -> dict[str, Any]:
+    return {"tenant": tenant, "source": source, "event_id": event_id, "type": type,
+            "pipeline": pipeline, "status": status, "execution_id": execution_id,
+            "dlq_entry": dlq_entry, "deliveries": deliveries, "received": now, "updated": now,
+            "payload": payload}
+
+
+def _insert_new(store: Store, conn: Connection,
+                rows: list[dict[str, Any]]) -> set[tuple[str, str, str | None]]:
+    """Insert the dedup rows that are not there yet; returns (source, event id, execution
+    id) of those inserted. An id twice in one batch: its first row only."""
+    first: dict[tuple[str, str], dict[str, Any]] = {}
+    for row in rows:
+        first.setdefault((row["source"], row["event_id"]), row)
+    if not first:
+        return set()
     se = models.source_events
-    key = and_(se.c.tenant == tenant, se.c.source == source, se.c.event_id == event_id)
-    conn.execute(update(se).where(key).values(deliveries=se.c.deliveries + 1, updated=now))
-    found = conn.execute(select(se.c.execution_id, se.c.dlq_entry).where(key)).first()
-    return Taken(False, found.execution_id if found else None, found.dlq_entry if found else None)
+    stmt = (_insert(store)(se).on_conflict_do_nothing()
+            .returning(se.c.source, se.c.event_id, se.c.execution_id))
+    inserted = conn.execute(stmt, list(first.values())) if len(first) == 1 else None
+    if inserted is not None:
+        return {(r.source, r.event_id, r.execution_id) for r in inserted}
+    # executemany cannot return rows on every driver: multi-row VALUES instead, in chunks
+    # that stay under the drivers' bound-parameter limits (SQLite 32,766; PostgreSQL 65,535)
+    values = list(first.values())
+    new: set[tuple[str, str, str | None]] = set()
+    for at in range(0, len(values), 1000):
+        stmt = (_insert(store)(se).values(values[at:at + 1000]).on_conflict_do_nothing()
+                .returning(se.c.source, se.c.event_id, se.c.execution_id))
+        new.update((r.source, r.event_id, r.execution_id) for r in conn.execute(stmt))
+    return new
+
+
+def _redelivered(conn: Connection, tenant: str, keys: list[tuple[str, str]],
+                 now: float) -> dict[tuple[str, str], Taken]:
+    """Count one more delivery of events already taken in; what each became the first time."""
+    se = models.source_events
+    found: dict[tuple[str, str], Taken] = {}
+    for source in {s for s, _ in keys}:
+        ids = [e for s, e in keys if s == source]
+        where = (se.c.tenant == tenant, se.c.source == source, se.c.event_id.in_(ids))
+        conn.execute(update(se).where(*where).values(deliveries=se.c.deliveries + 1,
+                                                     updated=now))
+        for r in conn.execute(select(se.c.event_id, se.c.execution_id, se.c.dlq_entry)
+                              .where(*where)):
+            found[(source, r.event_id)] = Taken(False, r.execution_id, r.dlq_entry)
+    return found
 
 
 def finish(store: Store, tenant: str, ended: Sequence[tuple[str, str, str]]) -> None:
