@@ -69,7 +69,10 @@ from engine.service.models import (
     ResumeAction,
     RunOptions,
     RunResult,
+    SourceDelivery,
+    SourceInfo,
     StepTypeInfo,
+    TestEvent,
     Timeline,
     VersionInfo,
 )
@@ -532,6 +535,28 @@ class RemoteService:
                                  body={"type": type, "data": data})
         errors = reply.get("errors") if isinstance(reply, dict) else reply
         return [str(e) for e in errors or []]
+
+    # ------------------------------------------------------------------ sources
+
+    async def list_sources(self) -> list[SourceInfo]:
+        return await self._list(_path("sources"), SourceInfo)
+
+    async def start_source(self, name: str) -> SourceInfo:
+        path = _path("sources", name, "start")
+        return _parse(SourceInfo, await self._send("POST", path), path)
+
+    async def stop_source(self, name: str) -> SourceInfo:
+        path = _path("sources", name, "stop")
+        return _parse(SourceInfo, await self._send("POST", path), path)
+
+    async def send_test_event(self, name: str, event: TestEvent) -> SourceDelivery:
+        path = _path("sources", name, "test-events")
+        body = event.model_dump(mode="json", exclude_none=True)
+        return _parse(SourceDelivery, await self._send("POST", path, body=body), path)
+
+    async def source_deliveries(self, name: str, limit: int = 50) -> list[SourceDelivery]:
+        return await self._list(_path("sources", name, "deliveries"), SourceDelivery,
+                                {"limit": max(1, min(limit, 1000))})  # as the service clamps
 
     # ------------------------------------------------------------------ plugins
 

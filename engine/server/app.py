@@ -20,7 +20,17 @@ from fastapi import APIRouter, FastAPI
 from starlette.types import Receive, Scope, Send
 
 from engine import __version__
-from engine.server import api_debug, api_executions, api_info, api_keys, api_ops, api_streams
+from engine.connectors.webhook import WebhookHub
+from engine.server import (
+    api_debug,
+    api_executions,
+    api_info,
+    api_keys,
+    api_ops,
+    api_sources,
+    api_streams,
+    webhooks,
+)
 from engine.server.docs import install_docs
 from engine.server.errors import ERROR_RESPONSES, install_error_handlers
 from engine.server.gate import ApiGate
@@ -37,12 +47,14 @@ MAX_INPUT = 1024 * 1024  # the body of an API request that starts a run with its
 
 DESCRIPTION = """\
 The Workflow Studio service over HTTP: pipelines, runs, executions and their events,
-replay and diff, the debugger, mocks, the dead-letter queue, backfills and event schemas.
+replay and diff, the debugger, mocks, the dead-letter queue, backfills, event schemas and
+sources (the connectors that start executions from webhooks, streams and queues).
 
 Authenticate with an API key in `X-API-Key` (or `Authorization: Bearer <key>`); create the
 first one on the server with `wfstudio keys create --name admin --scope admin`. Scopes:
 `read`, `run`, `debug`, `admin` (admin implies the first three) and `deploy` (`PUT
-/definitions`; implied by nothing, a key must be given it by name). Errors are
+/definitions`; implied by nothing, a key must be given it by name). Sending a source a
+test event needs `run`; starting or stopping a source needs `admin`. Errors are
 `{"error", "message", "details"?}` with the HTTP status of their kind.
 
 The pipelines' `http` triggers are served at their declared paths, outside `/api/v1`;
@@ -69,9 +81,13 @@ class ServerApp(FastAPI):
     _fast = False
     _own_paths: frozenset[str] = frozenset()  # non-API routes (the docs) that are not triggers
     gate: ApiGate
+    webhooks: WebhookHub = WebhookHub()  # create_app sets the service's own
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
+            if self.webhooks.routes and await webhooks.dispatch(self.webhooks, scope, receive,
+                                                                send):
+                return  # a webhook source's path: its signature, not a key, lets it in
             if self.serves_directly(scope):
                 scope["app"] = self
                 await serve_trigger(scope, receive, send)
@@ -129,6 +145,7 @@ def create_app(service: LocalService, *, keys: KeyStore, heartbeat: float = 15.0
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         yield
         recent.detach(service.store.recorder)
+        webhooks.detach(service)
 
     app = ServerApp(title="Workflow Studio", version=__version__, description=DESCRIPTION,
                   openapi_url=f"{API_PREFIX}/openapi.json", docs_url=None, redoc_url=None,
@@ -143,12 +160,13 @@ def create_app(service: LocalService, *, keys: KeyStore, heartbeat: float = 15.0
     app.state.max_input = max_input
     app.state.recent = recent
     app.state.triggers = TriggerTable(service)
+    app.webhooks = webhooks.attach(service)
     recent.attach(service.store.recorder)
     install_error_handlers(app)
     install_docs(app, f"{API_PREFIX}/openapi.json")
 
     api = APIRouter(prefix=API_PREFIX, responses=ERROR_RESPONSES)
-    modules = (api_info, api_executions, api_streams, api_debug, api_ops, api_keys)
+    modules = (api_info, api_executions, api_streams, api_debug, api_ops, api_sources, api_keys)
     for module in modules:
         api.include_router(module.router)
     app.gate = ApiGate(app, API_PREFIX, [module.router for module in modules])

@@ -8,7 +8,7 @@
 3. The size: a body announced (``Content-Length``) over its cap is 413 at once; one sent in
    chunks is counted as it arrives and refused when it passes the cap, keeping nothing.
    Operations that start a run with an input the caller sends (a run, a replay and its
-   plan) are capped at ``max_input``; every other one at ``max_body``.
+   plan, a source's test event) are capped at ``max_input``; every other one at ``max_body``.
 4. The query: a parameter the operation takes once, given several times, is 422 naming it
    (FastAPI would silently keep the last one).
 5. The JSON: a body sent as JSON (or without a content type: every API body is JSON) must
@@ -49,6 +49,7 @@ RUN_INPUT_OPERATIONS = frozenset({
     ("POST", "/pipelines/{name}/runs"),
     ("POST", "/executions/{execution_id}/replay"),
     ("POST", "/executions/{execution_id}/replay/plan"),
+    ("POST", "/sources/{name}/test-events"),  # its data is the run's input
 })
 
 
