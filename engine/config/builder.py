@@ -55,6 +55,7 @@ HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 STEP_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
 PIPELINE_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 _CRON_FIELD = re.compile(r"^[0-9A-Za-z*/,?#-]+$")
+SCHEDULE_KEYS = ("cron", "timezone", "missed", "catch_up_limit", "enabled")
 _CRON_MACROS = ("@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly")
 
 
@@ -398,11 +399,26 @@ class FileBuilder:
             if zone is not None and not _valid_zone(zone):
                 self.error((*cpath, "timezone"), f"unknown time zone {validate.short(zone)} "
                                                  "(use an IANA name such as Europe/Paris or UTC)")
+            self.schedule_options(config, cpath)
         elif trigger.type == "event":
             for key in ("connector", "type"):
                 if key in config and not isinstance(config[key], str):
                     self.error((*cpath, key), f"event trigger '{key}' must be text")
         return trigger
+
+    def schedule_options(self, config: Mapping[str, Any], cpath: Path) -> None:
+        """What a schedule does when enabled and after missed fires (engine/connectors/schedule.py)."""
+        self.unknown_keys(config, cpath, SCHEDULE_KEYS, "schedule trigger")
+        self.choice(config, cpath, "missed", ("skip", "catch_up"))
+        limit = config.get("catch_up_limit")
+        if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool)
+                                  or limit < 1):
+            self.error((*cpath, "catch_up_limit"), "'catch_up_limit' must be a whole number of "
+                                                   f"at least 1, got {validate.short(limit)}")
+        enabled = config.get("enabled")
+        if enabled is not None and not isinstance(enabled, bool):
+            self.error((*cpath, "enabled"), f"'enabled' must be true or false, got "
+                                            f"{validate.short(enabled)}")
 
     # ------------------------------------------------------------ steps
 
@@ -677,6 +693,12 @@ def _cron_problem(cron: Any) -> str | None:
     if len(fields) not in (5, 6) or not all(_CRON_FIELD.match(f) for f in fields):
         return (f"invalid cron expression {cron!r}: use five fields 'minute hour day month "
                 f"weekday' (e.g. '*/5 * * * *') or one of {', '.join(_CRON_MACROS)}")
+    from croniter import croniter  # here: only files with a schedule pay for the import
+
+    if not croniter.is_valid(text):
+        return (f"invalid cron expression {cron!r}: a field is out of range or malformed "
+                "(minute 0-59, hour 0-23, day 1-31, month 1-12, weekday 0-6, an optional "
+                "6th field for seconds 0-59)")
     return None
 
 

@@ -13,4 +13,6 @@ if TYPE_CHECKING:
 
 
 def register(registry: Registry) -> None:
-    pass
+    from engine.connectors import schedule
+
+    schedule.register(registry)

@@ -22,6 +22,7 @@ from engine.connectors.types import Delivery, Outcome
 from engine.redaction import redact_secrets
 from engine.service.errors import InvalidInput, NotFound
 from engine.service.models import SourceDelivery, SourceInfo, TestEvent
+from engine.service.schedules import schedule_connectors, schedules_pipeline
 from engine.service.source_runtime import Route, SourceRuntime
 from engine.store import intake
 from engine.tenancy import DEFAULT_TENANT, current_tenant
@@ -34,13 +35,16 @@ SCHEMA_CACHE = 5.0  # seconds a looked-up event schema is reused
 
 
 def source_routes(definition: Definition, name: str) -> list[Route]:
-    """The pipelines of ``definition`` whose ``event`` trigger names connector ``name``."""
+    """The pipelines of ``definition`` whose ``event`` trigger names connector ``name``
+    (or, for ``schedule:P``, pipeline P's own schedule)."""
     routes = []
     for pipeline in definition.pipelines.values():
         trigger = pipeline.trigger
         if trigger.type == "event" and trigger.config.get("connector") == name:
             types = trigger.config.get("type")
             routes.append(Route(pipeline, str(types) if types else None))
+        elif (fired := schedules_pipeline(pipeline, name)) is not None:
+            routes.append(Route(pipeline, fired))
     return routes
 
 
@@ -63,6 +67,9 @@ class SourceManager:
             for connector in definition.connectors:
                 if connector.get("type") in sources and source_routes(definition,
                                                                       connector["name"]):
+                    wanted.setdefault((tenant, connector["name"]), (definition, connector))
+            for connector in schedule_connectors(definition):  # implicit: schedule:<pipeline>
+                if connector["type"] in sources:
                     wanted.setdefault((tenant, connector["name"]), (definition, connector))
         return wanted
 

@@ -253,6 +253,20 @@ def recent(store: Store, tenant: str, source: str, limit: int = 50) -> list[Deli
         return [DeliveryRow(**r._mapping) for r in conn.execute(query)]
 
 
+def last_event_id(store: Store, tenant: str, source: str, prefix: str) -> str | None:
+    """The greatest event id of a source among those starting with ``prefix`` (a schedule's
+    ids are ``<pipeline>@<UTC time>``, fixed-width: the greatest is its last fire)."""
+    from sqlalchemy import func
+
+    se = models.source_events
+    query = select(func.max(se.c.event_id)).where(
+        se.c.tenant == tenant, se.c.source == source,
+        se.c.event_id.startswith(prefix, autoescape=True))
+    with store.read() as conn:
+        found: str | None = conn.execute(query).scalar()
+    return found
+
+
 def lookup(store: Store, tenant: str, source: str, event_ids: Sequence[str]) -> dict[str, DeliveryRow]:
     """The rows of these events of a source, by event id (for tests and the CLI)."""
     se, ex = models.source_events, models.executions
