@@ -13,6 +13,7 @@ if TYPE_CHECKING:
 
 
 def register(registry: Registry) -> None:
-    from engine.connectors import schedule
+    from engine.connectors import rabbitmq, schedule
 
     schedule.register(registry)
+    rabbitmq.register(registry)
