@@ -13,7 +13,8 @@ if TYPE_CHECKING:
 
 
 def register(registry: Registry) -> None:
-    from engine.connectors import rabbitmq, schedule
+    from engine.connectors import rabbitmq, schedule, sqs
 
     schedule.register(registry)
+    sqs.register(registry)
     rabbitmq.register(registry)
