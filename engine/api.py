@@ -80,6 +80,7 @@ class Engine:
         self.env = self._environment(env, environment)
         self.scrubber = Scrubber(definition.substituted)  # what errors may not say
         self.modules: dict[str, Any] = {}
+        self.sinks: dict[str, Any] = {}  # sink connectors by name, made on first use (step.emit)
         self.shared_state: dict[tuple[str, str, str], dict[str, Any]] = {}
         self.idempotency = IdempotencyKeys(store)
         self.running: dict[str, tuple[ExecutionRun, asyncio.Task[None]]] = {}
@@ -143,11 +144,37 @@ class Engine:
             if closer is not None:
                 await closer()
         self.modules.clear()
+        sinks, self.sinks = list(self.sinks.values()), {}
+        for sink in sinks:
+            await sink.close()
         if self.store is not None:
             if self.recorder is not None:
                 await self.recorder.flush()
             if self._owns_store:
                 self.store.close()
+
+    def sink(self, name: str, step: str = "") -> Any:
+        """The sink of the file's connector ``name`` (made on first use, closed with the engine)."""
+        from engine.errors import StepError
+
+        instance = self.sinks.get(name)
+        if instance is not None:
+            return instance
+        connector = next((c for c in self.definition.connectors if c.get("name") == name), None)
+        kind = self.registry.sinks.get(str(connector.get("type"))) if connector else None
+        if connector is None or kind is None:
+            known = ", ".join(sorted(c["name"] for c in self.definition.connectors
+                                     if c.get("type") in self.registry.sinks)) or "none"
+            raise StepError(f"step {step!r} sends through connector {name!r}, which is not a sink "
+                            f"connector of this file (sinks: {known}); declare it under "
+                            "'connectors:' with a sink.* type", type="config")
+        try:
+            instance = kind.factory(name, dict(connector.get("config") or {}))
+        except Exception as exc:  # a config the factory refuses: say which connector
+            raise StepError(f"sink {name!r}: {self.scrubber.text(str(exc))}",
+                            type="config") from None
+        self.sinks[name] = instance
+        return instance
 
     # ------------------------------------------------------------------ running
 

@@ -117,6 +117,8 @@ class RunOwner(Protocol):
     def send_to_dlq(self, run: ExecutionRun, step: str | None, payload: Any, error: str,
                     error_type: str) -> str: ...
 
+    def sink(self, name: str, step: str = "") -> Any: ...
+
 
 class Aborted(Exception):
     """The debugger's ``abort``: the execution ends cancelled."""
@@ -679,6 +681,9 @@ class StepCtx:
             raise StepError(f"step {self.step.name!r} uses module {name!r}, which is not "
                             f"defined (modules: {known})", type="config")
         return instance
+
+    def sink(self, name: str) -> Any:
+        return self.run.engine.sink(name, self.step.name)
 
     def log(self, level: str, message: str) -> None:
         self.run.emit(EventType.LOG, {"level": level, "message": message, "step": self.step.name,

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from engine.config.model import StepDef
-    from engine.connectors.types import SinkType, SourceType
+    from engine.connectors.types import Sink, SinkType, SourceType
 
 
 @dataclass
@@ -67,6 +67,10 @@ class StepContext(Protocol):
 
     def module(self, name: str) -> Any:
         """The live instance of the module ``name``; raises StepError if it does not exist."""
+
+    def sink(self, name: str) -> Sink:
+        """The sink of connector ``name`` (a ``sink.*`` connector of the file), made on first
+        use and closed with the engine; raises StepError if there is no such sink."""
 
     def log(self, level: str, message: str) -> None:
         """Record a ``log`` event for this step."""
