@@ -56,6 +56,7 @@ from app.shell.command_palette import CommandPalette
 from app.shell.editor_area import EditorArea
 from app.shell.geometry import fit_to_screen
 from app.shell.welcome import WelcomeStrip
+from app.sources.sources_pane import SourcesPane
 from app.workspace.problems import ProblemsPanel
 from app.workspace.tree import WorkspaceTree
 from app.workspace.watcher import FileWatcher
@@ -119,8 +120,10 @@ class MainWindow(QMainWindow):
         self.dlq = DlqPanel(self.hub)
         self.mocks = MocksPanel(self.hub)
         self.diff = DiffPane(self.hub)
+        self.sources = SourcesPane(self.hub)
         self._service_panes: list[QWidget] = [self.executions, self.inspector, self.events, self.debugger,
-                                              self.breakpoints, self.dlq, self.mocks, self.diff]
+                                              self.breakpoints, self.dlq, self.mocks, self.diff,
+                                              self.sources]
         self.docks: dict[str, QDockWidget] = {}
         self._dock("Workspace", self.tree, Qt.DockWidgetArea.LeftDockWidgetArea)
         self._dock("Steps", self.palette, Qt.DockWidgetArea.LeftDockWidgetArea)
@@ -138,8 +141,9 @@ class MainWindow(QMainWindow):
         self._dock("Dead Letters", self.dlq, Qt.DockWidgetArea.BottomDockWidgetArea)
         self._dock("Mocks", self.mocks, Qt.DockWidgetArea.BottomDockWidgetArea)
         self._dock("Diff", self.diff, Qt.DockWidgetArea.BottomDockWidgetArea)
+        self._dock("Sources", self.sources, Qt.DockWidgetArea.BottomDockWidgetArea)
         for name in ("Output", "Executions", "Timeline", "Events", "Breakpoints", "Dead Letters", "Mocks",
-                     "Diff"):
+                     "Diff", "Sources"):
             self.tabifyDockWidget(self.docks["Problems"], self.docks[name])
         self.tabifyDockWidget(self.docks["Properties"], self.docks["Inspector"])
         self.tabifyDockWidget(self.docks["Properties"], self.docks["Debugger"])
@@ -175,6 +179,8 @@ class MainWindow(QMainWindow):
         asyncqt.errors.reported.connect(self._show_error)
         self.output.executionRequested.connect(self.open_execution)
         self.dlq.openExecution.connect(self.open_execution)
+        self.sources.openExecution.connect(self.open_execution)
+        self.sources.openDlqEntry.connect(self.open_dlq_entry)
         self.debugger.debug_actions.add_to(self)
         self.debugger.paused_panel.pausedAt.connect(self._paused_at)
         self.debugger.paused_panel.pausedChanged.connect(self._paused_changed)
@@ -183,7 +189,7 @@ class MainWindow(QMainWindow):
             connections.connected.connect(self._connected)
             connections.reconnected.connect(self._reconnected)
         self.hub.stepRunSelected.connect(self._step_run_selected)
-        for pane in (self.executions, self.inspector, self.events, self.dlq, self.mocks):
+        for pane in (self.executions, self.inspector, self.events, self.dlq, self.mocks, self.sources):
             pane.statusMessage.connect(lambda text: self.statusBar().showMessage(text, 5000))
         self._editor_changed()
         self._counts_changed(0, 0)
@@ -248,6 +254,7 @@ class MainWindow(QMainWindow):
         self.act_compare = a("&Compare with Original", self.compare_with_original, "", "",
                              "actionCompareOriginal")
         self.act_connections = a("&Connections…", self.show_connections, "", "settings", "actionConnections")
+        self.act_sources = a("Show &Sources", self.show_sources, "", "", "actionShowSources")
         for action in (self.act_undo, self.act_redo):
             self.addAction(action)
 
@@ -268,6 +275,7 @@ class MainWindow(QMainWindow):
         view_menu.addAction(self.act_fit)
         view_menu.addAction(self.act_layout)
         view_menu.addAction(self.act_theme)
+        view_menu.addAction(self.act_sources)
         view_menu.addSeparator()
         for dock in self.docks.values():
             view_menu.addAction(dock.toggleViewAction())
@@ -491,6 +499,26 @@ class MainWindow(QMainWindow):
         self.hub.select_execution(execution_id)
         self.docks["Timeline"].raise_()
         self.docks["Inspector"].raise_()
+
+    def show_sources(self) -> None:
+        self.docks["Sources"].show()
+        self.docks["Sources"].raise_()
+
+    def open_dlq_entry(self, entry_id: str) -> None:
+        """Show one dead-letter entry in the DLQ pane, found by its id whatever its status."""
+        dlq = self.dlq
+
+        def loaded() -> None:
+            if dlq.model.row_of(entry_id) >= 0:
+                dlq.model.modelReset.disconnect(loaded)
+                QTimer.singleShot(0, lambda: dlq.select([entry_id]))  # after the load reselects
+
+        dlq.model.modelReset.connect(loaded)
+        self.docks["Dead Letters"].show()
+        self.docks["Dead Letters"].raise_()
+        dlq.text_filter.setText(entry_id)
+        dlq.status_filter.setCurrentIndex(0)  # any status
+        dlq.refresh()
 
     def _step_run_selected(self, execution_id: str, path: str, _seq: int) -> None:
         """A step run chosen in any pane selects its node in the open editor of its pipeline."""

@@ -1,0 +1,1 @@
+"""The Sources pane: the sources of the loaded files, their lag, start/stop and test events."""
