@@ -20,7 +20,17 @@ from fastapi import APIRouter, FastAPI
 from starlette.types import Receive, Scope, Send
 
 from engine import __version__
-from engine.server import api_debug, api_executions, api_info, api_keys, api_ops, api_sources, api_streams
+from engine.connectors.webhook import WebhookHub
+from engine.server import (
+    api_debug,
+    api_executions,
+    api_info,
+    api_keys,
+    api_ops,
+    api_sources,
+    api_streams,
+    webhooks,
+)
 from engine.server.docs import install_docs
 from engine.server.errors import ERROR_RESPONSES, install_error_handlers
 from engine.server.gate import ApiGate
@@ -71,9 +81,13 @@ class ServerApp(FastAPI):
     _fast = False
     _own_paths: frozenset[str] = frozenset()  # non-API routes (the docs) that are not triggers
     gate: ApiGate
+    webhook_hub: WebhookHub = WebhookHub()  # create_app sets the service's ("webhooks": FastAPI's)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
+            hub = self.webhook_hub
+            if hub.routes and await webhooks.dispatch(hub, scope, receive, send):
+                return  # a webhook source's path: its signature, not a key, lets it in
             if self.serves_directly(scope):
                 scope["app"] = self
                 await serve_trigger(scope, receive, send)
@@ -131,6 +145,7 @@ def create_app(service: LocalService, *, keys: KeyStore, heartbeat: float = 15.0
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         yield
         recent.detach(service.store.recorder)
+        webhooks.detach(service)
 
     app = ServerApp(title="Workflow Studio", version=__version__, description=DESCRIPTION,
                   openapi_url=f"{API_PREFIX}/openapi.json", docs_url=None, redoc_url=None,
@@ -145,6 +160,7 @@ def create_app(service: LocalService, *, keys: KeyStore, heartbeat: float = 15.0
     app.state.max_input = max_input
     app.state.recent = recent
     app.state.triggers = TriggerTable(service)
+    app.webhook_hub = webhooks.attach(service)
     recent.attach(service.store.recorder)
     install_error_handlers(app)
     install_docs(app, f"{API_PREFIX}/openapi.json")

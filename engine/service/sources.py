@@ -85,6 +85,8 @@ class SourceManager:
                 stamp = (definition.hash, repr(sorted(connector.items(), key=lambda kv: kv[0])))
                 old = self.runtimes.get(key)
                 if old is not None and self._keys.get(key) == stamp:
+                    if self.autostart and old.since is None:
+                        old.start()  # loaded before autostart was turned on (serve), never run
                     continue
                 was_running = old is not None and old.running
                 if old is not None:
