@@ -18,3 +18,7 @@ def register(registry: Registry) -> None:
     schedule.register(registry)
     sqs.register(registry)
     rabbitmq.register(registry)
+    from engine.connectors import emit, webhook
+
+    webhook.register(registry)  # source.webhook and sink.webhook
+    emit.register(registry)  # step.emit (the step that sends through sinks)
