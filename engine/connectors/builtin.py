@@ -13,12 +13,7 @@ if TYPE_CHECKING:
 
 
 def register(registry: Registry) -> None:
-    from engine.connectors import rabbitmq, schedule, sqs
+    from engine.connectors import rabbitmq, schedule
 
     schedule.register(registry)
-    sqs.register(registry)
     rabbitmq.register(registry)
-    from engine.connectors import emit, webhook
-
-    webhook.register(registry)  # source.webhook and sink.webhook
-    emit.register(registry)  # step.emit (the step that sends through sinks)
