@@ -13,7 +13,12 @@ if TYPE_CHECKING:
 
 
 def register(registry: Registry) -> None:
-    from engine.connectors import rabbitmq, schedule
+    from engine.connectors import rabbitmq, schedule, sqs
 
     schedule.register(registry)
+    sqs.register(registry)
     rabbitmq.register(registry)
+    from engine.connectors import emit, webhook
+
+    webhook.register(registry)  # source.webhook and sink.webhook
+    emit.register(registry)  # step.emit (the step that sends through sinks)
