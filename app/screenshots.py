@@ -121,8 +121,10 @@ async def shoot(out: Path) -> list[Path]:
             palette.close()
             routing.document.undo_stack.undo()
             await _execution_scenes(window, backend, save)
+            await _sources_scene(window, save, "")
         else:
             save(window, "main-window-dark")
+            await _sources_scene(window, save, "-dark")
         while asyncqt.pending():
             await asyncio.sleep(0.02)
         for e in window.editors():
@@ -232,6 +234,115 @@ async def _execution_scenes(window: object, backend: object, save: object) -> No
         await _settle(None)
         save(connections, "connections-dialog")
         connections.close()
+
+
+SOURCES = """\
+schemas:
+  order.created:
+    type: object
+    required: [id, sku]
+    properties:
+      id: {{type: string, description: "the shop's order number"}}
+      sku: {{type: string}}
+      qty: {{type: integer, minimum: 1, default: 1}}
+      channel: {{enum: [web, store, phone]}}
+      rush: {{type: boolean}}
+connectors:
+  - name: orders
+    type: source.redis_streams
+    config: {{url: "{url}", stream: "{orders}", schema: order.created, batch: 10, block_ms: 200,
+              max_in_flight: 4}}
+  - name: returns
+    type: source.redis_streams
+    config: {{url: "{url}", stream: "{returns}"}}
+  - name: legacy-feed
+    type: source.redis_streams
+    config: {{url: "redis://127.0.0.1:1/0", stream: legacy, block_ms: 500}}
+pipelines:
+  take-order:
+    trigger: {{type: event, config: {{connector: orders, type: order.created}}}}
+    steps:
+      - {{name: pack, type: step.delay, config: {{duration: 400ms}}}}
+      - {{name: total, type: step.set, config: {{values: {{total: "{{{{ .data.qty * 10 }}}}"}}}}}}
+  take-return:
+    trigger: {{type: event, config: {{connector: returns}}}}
+    steps:
+      - {{name: note, type: step.set, config: {{values: {{returned: true}}}}}}
+  legacy-import:
+    trigger: {{type: event, config: {{connector: legacy-feed}}}}
+    steps:
+      - {{name: keep, type: step.set, config: {{values: {{kept: true}}}}}}
+"""
+
+
+async def _sources_scene(window: object, save: object, suffix: str) -> None:
+    """Live sources: one draining bursts of Redis stream entries (its lag plot moves), one
+    stopped that took test events, one that cannot reach its Redis. The streams and the
+    file go afterwards."""
+    import uuid
+
+    import redis
+    from PySide6.QtCore import Qt
+
+    from app import asyncqt
+    from engine.service.models import TestEvent
+
+    w = window
+    svc = w.backend.service  # type: ignore[attr-defined]
+    url = "redis://127.0.0.1:6379/0"
+    streams = {n: f"wfstudio-shots-{uuid.uuid4().hex[:8]}-{n}" for n in ("orders", "returns")}
+    file = w.workspace / "sources.yaml"  # type: ignore[attr-defined]
+    file.write_text(SOURCES.format(url=url, **streams), encoding="utf-8")
+    client = redis.Redis.from_url(url)
+    try:
+        await svc.load_file(file)
+        for n, data in enumerate(({"id": "R-1", "reason": "damaged"}, {"id": "R-2", "reason": "late"})):
+            await svc.send_test_event("returns", TestEvent(type="return.requested", data=data,
+                                                           subject=f"returns/{n}"))
+        await svc.send_test_event("orders", TestEvent(data={"id": "O-bad", "qty": 0}))  # dead-lettered
+        await svc.start_source("orders")
+        await svc.start_source("legacy-feed")
+        w.resizeDocks([w.docks["Problems"]], [540], Qt.Orientation.Vertical)  # type: ignore[attr-defined]
+        w.show_sources()  # type: ignore[attr-defined]
+        pane = w.sources  # type: ignore[attr-defined]
+        await _wait(lambda: pane.model.rowCount() == 3 and pane.lag_plot is not None)
+        pane.select("orders")
+        sent = 0
+        for burst in (120, 40, 300):  # bursts faster than the pipeline: the lag climbs and drains
+            for _ in range(burst):
+                client.xadd(streams["orders"], {"type": "order.created", "data": (
+                    f'{{"id": "O-{sent}", "sku": "AB-{sent % 7}", "qty": {1 + sent % 4}}}')})
+                sent += 1
+            wanted = pane.loads + (3 if burst < 300 else 1)  # samples of the climb before the next
+            await _wait(lambda n=wanted: pane.loads >= n)
+        # photographed while it drains the last burst: lagging, executions in flight
+        await _wait(lambda: (s := pane.model.by_name("orders")) is not None and s.state == "lagging"
+                    and (s.lag or 0) > 0 and pane.lag_plot.points >= 6)
+        await _settle(None, 5)
+        save(pane, f"sources-pane{suffix}")  # type: ignore[operator]
+        await _wait(lambda: (s := pane.model.by_name("orders")) is not None and s.lag == 0
+                    and s.in_flight == 0, timeout=60)
+        if not suffix:
+            pane.open_test_dialog()
+            await _wait(lambda: pane.dialog is not None and pane.dialog.isVisible())
+            dialog = pane.dialog
+            dialog.form.editors["id"].setText("O-1001")
+            dialog.form.editors["sku"].setText("ZX-9")
+            dialog.form.editors["qty"].setText("2")
+            dialog.send_button.click()
+            await _wait(lambda: dialog.delivery is not None and asyncqt.pending() == 0)
+            await _settle(None)
+            save(dialog, "source-test-event")  # type: ignore[operator]
+            dialog.close()
+        for name in ("orders", "legacy-feed"):
+            await svc.stop_source(name)
+        await svc.unload_file(file)
+        await _wait(lambda: asyncqt.pending() == 0)
+    finally:
+        client.delete(*streams.values())
+        client.close()
+        file.unlink(missing_ok=True)
+    w.resizeDocks([w.docks["Problems"]], [240], Qt.Orientation.Vertical)  # type: ignore[attr-defined]
 
 
 def main() -> int:

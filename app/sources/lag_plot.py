@@ -112,8 +112,8 @@ class LagPlot(QWidget):
         self.points = len(lagged)
         end = time.time() if now is None else now
         first = samples[0].at if samples else end
-        # the samples fill the width until they span the window; at least 30 s are shown
-        self.plot.getPlotItem().setXRange(max(end - WINDOW, min(first, end - 30.0)), end, padding=0.02)
+        # the samples fill the width until they span the window; at least 10 s are shown
+        self.plot.getPlotItem().setXRange(max(end - WINDOW, min(first, end - 10.0)), end, padding=0.02)
         top = max([1.0, *(v for _, v in lagged), *(s.in_flight for s in samples)])
         self.plot.getPlotItem().setYRange(0, top * 1.15, padding=0)
         unit = source.lag_unit or "events"

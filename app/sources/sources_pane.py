@@ -68,8 +68,8 @@ if TYPE_CHECKING:
 
 REFRESH_MS: Final = 1000  # while visible
 DELIVERIES: Final = 50  # recent deliveries listed
-SOURCE_WIDTHS: Final = {NAME: 110, TYPE: 100, STATE: 80, PIPELINES: 120, DELIVERED: 70, ACKED: 60,
-                        REDELIVERED: 80, DEAD: 90, IN_FLIGHT: 62, LAG: 90}
+SOURCE_WIDTHS: Final = {NAME: 110, TYPE: 100, STATE: 80, PIPELINES: 120, DELIVERED: 74, ACKED: 64,
+                        REDELIVERED: 92, DEAD: 106, IN_FLIGHT: 66, LAG: 90}
 DELIVERY_WIDTHS: Final = {RECEIVED: 70, EVENT_ID: 150, EVENT_TYPE: 110, OUTCOME: 95}
 STATES: Final = ("running", "lagging", "failing", "stopped")
 
@@ -152,6 +152,7 @@ class SourcesPane(QWidget):
         self.deliveries_title = QLabel("Recent deliveries", objectName="sourceDeliveriesTitle")
         self.deliveries_view = setup_table(QTableView(objectName="sourceDeliveriesView"), self.deliveries,
                                            DELIVERY_WIDTHS, single=True)
+        self.deliveries_view.verticalHeader().setDefaultSectionSize(view.fontMetrics().height() + 8)
         self.deliveries_view.doubleClicked.connect(self._delivery_activated)
         self.deliveries_view.activated.connect(self._delivery_activated)
         right = QWidget()

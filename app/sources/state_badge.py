@@ -1,8 +1,8 @@
 """The coloured state badge of the sources table: a rounded pill in the state's colour.
 
 The pill is a light tint of the colour with the state's name in the colour itself, so it
-reads on the light and the dark base alike (the colours are the theme's, see
-:func:`app.sources.sources_model.state_color`).
+reads on the light and the dark base alike; on a selected row it is filled with the base
+colour instead. The colours are the theme's (:func:`app.sources.sources_model.state_color`).
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QRectF, QSize, Qt
 from PySide6.QtGui import QColor, QFontMetrics, QPainter, QPen
 from PySide6.QtWidgets import QStyle, QStyledItemDelegate, QStyleOptionViewItem
 
+from app import theme
 from app.sources.sources_model import STATE_ROLE, state_color
 
 PAD_X = 8
@@ -39,6 +40,9 @@ class StateBadgeDelegate(QStyledItemDelegate):
                       min(width, rect.width() - 8), height)
         tint = QColor(colour)
         tint.setAlphaF(0.16)
+        if option.state & QStyle.StateFlag.State_Selected:  # type: ignore[attr-defined]
+            # a tint over the selection colour does not read: the pill gets the base colour
+            tint = QColor(theme.colors().base)
         painter.save()
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         painter.setPen(QPen(colour, 1))
