@@ -80,6 +80,7 @@ class FileModel:
     modules: list[ModuleDef] = field(default_factory=list)
     pipelines: dict[str, PipelineDef] = field(default_factory=dict)
     connectors: list[dict[str, Any]] = field(default_factory=list)
+    connector_pos: dict[str, Pos] = field(default_factory=dict)  # by name: where declared
     schemas: dict[str, Any] = field(default_factory=dict)
     refs: list[Ref] = field(default_factory=list)
 
@@ -154,7 +155,7 @@ class FileBuilder:
             else:
                 setattr(model, key, scalar_text(value, self.positions, (key,)))
         model.modules = self.modules(doc.get("modules"))
-        model.connectors = self.connectors(doc.get("connectors"))
+        model.connectors = self.connectors(doc.get("connectors"), model)
         model.schemas = self.schemas(doc.get("schemas"))
         pipelines = doc.get("pipelines")
         if isinstance(pipelines, dict):
@@ -229,28 +230,55 @@ class FileBuilder:
     def env_error(self, path: Path, message: str) -> None:
         self.error(path, message)
 
-    def connectors(self, raw: Any) -> list[dict[str, Any]]:
+    def connectors(self, raw: Any, model: FileModel) -> list[dict[str, Any]]:
         if raw is None:
             return []
         if not isinstance(raw, list):
-            self.error(("connectors",), "'connectors' must be a list of mappings with a 'name'")
+            self.error(("connectors",), "'connectors' must be a list of {name, type, config}")
             return []
         found: list[dict[str, Any]] = []
         seen: set[str] = set()
         for i, item in enumerate(raw):
             path: Path = ("connectors", i)
             if not isinstance(item, dict):
-                self.error(path, "a connector must be a mapping with a 'name'")
+                self.error(path, "a connector must be a mapping with 'name', 'type' and 'config'")
                 continue
+            self.unknown_keys(item, path, MODULE_KEYS, "connector", severity="warning")
             name = self.required_text(item, path, "name", "connector", ": add 'name:'")
+            type_name = self.required_text(item, path, "type", "connector", ": add 'type:' "
+                                           "with a connector type such as source.webhook")
             expanded: dict[Path, str] = {}
-            item = expand_tree(item, self.variables, path, self.env_error, expanded)
-            if name is None:
+            broken: set[Path] = set()
+
+            def env_error(at: Path, message: str, broken: set[Path] = broken) -> None:
+                broken.add(at)
+                self.error(at, message)
+
+            item = expand_tree(item, self.variables, path, env_error, expanded)
+            config = item.get("config")
+            if config is None:
+                config = item["config"] = {}
+            elif not isinstance(config, dict):
+                self.error((*path, "config"), "connector 'config' must be a mapping")
+                continue
+            if type_name is not None:
+                kind = self.registry.connector(type_name)
+                if kind is None:
+                    known = [*self.registry.sources, *self.registry.sinks]
+                    hint = validate.suggest(type_name, known, known=True)
+                    self.error((*path, "type"), f"unknown connector type {type_name!r}{hint}; "
+                               "a plugin that provides it may not be installed")
+                else:
+                    validate.check_module_config(kind.schema, config, self.positions,
+                                                 (*path, "config"), expanded, type_name,
+                                                 self.out, skip=broken, what="connector type")
+            if name is None or type_name is None:
                 continue
             if name in seen:
                 self.error((*path, "name"), f"duplicate connector name {name!r}")
                 continue
             seen.add(name)
+            model.connector_pos[name] = self.positions.at((*path, "name"))
             found.append(item)
         return found
 
@@ -297,6 +325,11 @@ class FileBuilder:
             else:
                 self.error((*path, "description"), "'description' must be text")
         pipeline.trigger = self.trigger(raw.get("trigger"), (*path, "trigger"))
+        connector = pipeline.trigger.config.get("connector")
+        if pipeline.trigger.type == "event" and isinstance(connector, str):
+            model.refs.append(Ref("source", connector,
+                                  self.positions.at((*path, "trigger", "config", "connector")),
+                                  f"pipeline {name!r} event trigger connector"))
         on_error = self.choice(raw, path, "on_error", ON_ERROR)
         if on_error is not None:
             pipeline.on_error = on_error
@@ -401,6 +434,10 @@ class FileBuilder:
                                                  "(use an IANA name such as Europe/Paris or UTC)")
             self.schedule_options(config, cpath)
         elif trigger.type == "event":
+            if "connector" not in config:
+                self.error(cpath, "an event trigger needs 'connector': the name of a source "
+                                  "connector under 'connectors:' whose events start this "
+                                  "pipeline")
             for key in ("connector", "type"):
                 if key in config and not isinstance(config[key], str):
                     self.error((*cpath, key), f"event trigger '{key}' must be text")

@@ -32,7 +32,7 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -266,6 +266,7 @@ class _Session:
         definition.environments = environments
         definition.substituted = variables.used
         self.check_references(order, models, definition)
+        self.unused_sources(definition, models)
         if root in models and not definition.pipelines:
             self.no_pipelines(root)
         definition.sources = {path: self.files[path].text for path in order}
@@ -443,15 +444,39 @@ class _Session:
             if model is None:
                 continue
             for ref in model.refs:
-                names = definition.modules if ref.kind == "module" else definition.pipelines
+                names = self._names(ref.kind, definition)
                 if ref.name in names:
                     continue
                 hint = validate.suggest(ref.name, names)
                 if not hint:
-                    hint = (f"; define it under '{ref.kind}s:'" if not names
+                    section = ("connectors:' with a " + ref.kind + ".* type"
+                               if ref.kind in ("source", "sink") else ref.kind + "s:'")
+                    hint = (f"; define it under '{section}" if not names
                             else f" (defined: {', '.join(sorted(names))})")
                 self.out.append(diagnostic(ref.pos, f"{ref.owner}: no {ref.kind} named "
                                            f"{ref.name!r}{hint}"))
+
+    def _names(self, kind: str, definition: Definition) -> Collection[str]:
+        if kind == "module":
+            return definition.modules
+        if kind == "pipeline":
+            return definition.pipelines
+        # "source" / "sink": connectors of that kind of type
+        kinds = self.registry.sources if kind == "source" else self.registry.sinks
+        return {c["name"] for c in definition.connectors if c.get("type") in kinds}
+
+    def unused_sources(self, definition: Definition, models: dict[str, FileModel]) -> None:
+        """A source connector no pipeline's event trigger names never runs: say so."""
+        taken = {p.trigger.config.get("connector") for p in definition.pipelines.values()
+                 if p.trigger.type == "event"}
+        for model in models.values():
+            for connector in model.connectors:
+                if connector.get("type") in self.registry.sources \
+                        and connector["name"] not in taken:
+                    pos = model.connector_pos[connector["name"]]
+                    self.out.append(diagnostic(pos, f"source {connector['name']!r} is not "
+                                               "used: no pipeline's event trigger names it, so "
+                                               "it will not run", severity="warning"))
 
     def no_pipelines(self, root: str) -> None:
         parsed = self.files[root].parsed

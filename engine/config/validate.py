@@ -285,7 +285,8 @@ def check_condition(text: str, pos_path: Path, positions: PosMap, out: list[Diag
 
 def check_module_config(schema: Mapping[str, Any], config: dict[str, Any], positions: PosMap,
                         base: Path, expanded: Mapping[Path, str], owner: str,
-                        out: list[Diagnostic], *, skip: Collection[Path] = ()) -> None:
+                        out: list[Diagnostic], *, skip: Collection[Path] = (),
+                        what: str = "module type") -> None:
     """Validate a module's config, converting ``${VAR}`` results where a number/bool is asked.
 
     Environment variables are text, so ``port: ${PORT}`` gives ``"8080"``; when the schema
@@ -295,7 +296,7 @@ def check_module_config(schema: Mapping[str, Any], config: dict[str, Any], posit
     """
     errors = schema_errors(schema, config)
     if isinstance(errors, str):
-        out.append(diagnostic(positions.at(base), f"module type {owner}: {errors}"))
+        out.append(diagnostic(positions.at(base), f"{what} {owner}: {errors}"))
         return
     converted = False
     for error in errors:
@@ -310,7 +311,7 @@ def check_module_config(schema: Mapping[str, Any], config: dict[str, Any], posit
         again = schema_errors(schema, config)
         errors = again if isinstance(again, list) else []
     errors = [e for e in errors if (*base, *e.absolute_path) not in skip]
-    report_schema_errors(errors, positions, base, f"module type {owner}", out,
+    report_schema_errors(errors, positions, base, f"{what} {owner}", out,
                          substituted=expanded)
 
 

@@ -45,7 +45,7 @@ def test_imports_are_relative_to_the_importing_file_and_merge(tmp_path: Path) ->
         modules:
           - {{name: db, type: database.sql, config: {{url: "sqlite:///root.db"}}}}
         connectors:
-          - {{name: bus, type: kafka}}
+          - {{name: bus, type: sink.webhook, config: {{url: "http://127.0.0.1:9/root"}}}}
         schemas:
           order: {{type: object}}
         pipelines:
@@ -60,8 +60,8 @@ def test_imports_are_relative_to_the_importing_file_and_merge(tmp_path: Path) ->
           - {{name: db, type: database.sql, config: {{url: "sqlite:///common.db"}}}}
           - {{name: cache, type: cache.memory}}
         connectors:
-          - {{name: bus, type: nats}}
-          - {{name: audit, type: file}}
+          - {{name: bus, type: sink.redis_streams, config: {{stream: common}}}}
+          - {{name: audit, type: sink.redis_streams, config: {{stream: audit}}}}
         schemas:
           order: {{type: array}}
           event: {{type: object}}
@@ -94,7 +94,8 @@ def test_imports_are_relative_to_the_importing_file_and_merge(tmp_path: Path) ->
     assert definition.modules["db"].config == {"url": "sqlite:///root.db"}
     assert definition.modules["cache"].config == {}
     assert definition.modules["base-db"].pos.file == str(tmp_path / "base" / "base.yaml")
-    assert [c["type"] for c in definition.connectors] == ["kafka", "file"]
+    assert [(c["name"], c["type"]) for c in definition.connectors] == [
+        ("bus", "sink.webhook"), ("audit", "sink.redis_streams")]
     assert definition.schemas == {"order": {"type": "object"}, "event": {"type": "object"}}
 
     def message(name: str) -> str:
@@ -276,7 +277,7 @@ modules:
       pool_size: ${POOL}
       echo: ${env:ECHO}
 connectors:
-  - {name: bus, type: kafka, brokers: "${BROKERS}", literal: "$${NOT_A_VAR}"}
+  - {name: bus, type: sink.redis_streams, config: {url: "${BROKERS}", stream: "$${NOT_A_VAR}"}}
 pipelines:
   p:
     steps:
@@ -286,13 +287,13 @@ pipelines:
 
 def test_env_expansion_in_module_and_connector_config() -> None:
     definition = load(MODULES, env={"DATA_DIR": "/srv", "POOL": "5", "ECHO": "true",
-                                    "BROKERS": "k1:9092"})
+                                    "BROKERS": "redis://k1:6379/0"})
     # Environment values are text; where the module schema wants a number or a boolean the
     # text is converted.
     assert definition.modules["db"].config == {"url": "sqlite:////srv/orders.db",
                                                "pool_size": 5, "echo": True}
-    assert definition.connectors == [{"name": "bus", "type": "kafka", "brokers": "k1:9092",
-                                      "literal": "${NOT_A_VAR}"}]
+    assert definition.connectors == [{"name": "bus", "type": "sink.redis_streams", "config": {
+        "url": "redis://k1:6379/0", "stream": "${NOT_A_VAR}"}}]
     # Step config is not expanded, and {{ }} is never touched at load time.
     assert definition.pipelines["p"].steps[0].config == {"message": "${NOT_EXPANDED} {{ .x }}"}
 
@@ -300,14 +301,14 @@ def test_env_expansion_in_module_and_connector_config() -> None:
 def test_unset_variable_is_an_error_naming_it() -> None:
     found = errors(MODULES, env={"DATA_DIR": "/srv", "POOL": "5", "ECHO": "true"})
     assert found == [
-        "p.yaml:9:39: error: environment variable 'BROKERS' is not available (referenced as "
+        "p.yaml:9:57: error: environment variable 'BROKERS' is not available (referenced as "
         "'${BROKERS}'): set it (on a server: allow it with serve --allow-env BROKERS) or define "
         "it in the active environment's variables"]
 
 
 def test_converted_variable_that_does_not_fit_is_an_error() -> None:
     found = errors(MODULES, env={"DATA_DIR": "/srv", "POOL": "many", "ECHO": "true",
-                                 "BROKERS": "x"})
+                                 "BROKERS": "redis://x:6379/0"})
     assert found == ["p.yaml:6:18: error: module type database.sql: config.pool_size: expected "
                      "integer, got ${POOL} (a string)"]
 

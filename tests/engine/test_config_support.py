@@ -13,6 +13,7 @@ import pytest
 
 from engine.config.loader import load_text
 from engine.config.model import Definition
+from engine.connectors.builtin import register as register_connectors
 from engine.errors import ConfigError
 from engine.steps.base import ModuleType, Registry, StepContext, StepType
 
@@ -94,6 +95,7 @@ def small_registry() -> Registry:
                                             "echo": {"type": "boolean"}}, ("url",))))
     registry.add_module(ModuleType("cache.memory", lambda name, config: None, "cache",
                                    _object({"max_items": {"type": "integer"}})))
+    register_connectors(registry)  # the real connector types: a file's connectors are checked
     return registry
 
 
