@@ -48,6 +48,7 @@ from engine.service.models import (
     Backfill,
     BackfillRequest,
     Breakpoint,
+    ConnectorTypeInfo,
     DefinitionText,
     DiagnosticInfo,
     DlqEntry,
@@ -266,6 +267,9 @@ class RemoteService:
 
     async def step_types(self) -> list[StepTypeInfo]:
         return await self._list(_path("step-types"), StepTypeInfo)
+
+    async def connector_types(self) -> list[ConnectorTypeInfo]:
+        return await self._list(_path("connector-types"), ConnectorTypeInfo)
 
     async def put_definition(self, yaml_text: str, file: str) -> DefinitionText:
         data = await self._send("PUT", _path("definitions"), body={"yaml": yaml_text, "file": file})

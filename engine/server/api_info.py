@@ -14,6 +14,7 @@ from engine.server.deps import Service, needs
 from engine.server.keys import check_tenant
 from engine.service.errors import Forbidden, InvalidInput
 from engine.service.models import (
+    ConnectorTypeInfo,
     DefinitionText,
     DiagnosticInfo,
     PipelineInfo,
@@ -111,6 +112,12 @@ def deploy_path(root: Path, file: str) -> Path:
     if not target.is_relative_to(root.resolve()):
         raise InvalidInput(f"deploy file {file!r} leaves the deploy directory")
     return target
+
+
+@router.get("/connector-types", tags=["definitions"], dependencies=needs("read"))
+async def connector_types(service: Service) -> list[ConnectorTypeInfo]:
+    """The source and sink types a file's ``connectors:`` may use, with their config schemas."""
+    return await service.connector_types()
 
 
 @router.get("/step-types", tags=["definitions"], dependencies=needs("read"))

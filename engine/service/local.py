@@ -24,6 +24,7 @@ from engine import __version__
 from engine.api import Engine, Execution
 from engine.config.loader import LOCAL, ImportPolicy, load_file, load_sources, load_text
 from engine.config.model import Definition
+from engine.connectors.types import SinkType, SourceType
 from engine.errors import ConfigError, StoreError
 from engine.executor import ExecutionRun, MockAnswer, RunControls
 from engine.idempotency import IdempotencyKeys
@@ -38,6 +39,7 @@ from engine.service.models import (
     Backfill,
     BackfillRequest,
     Breakpoint,
+    ConnectorTypeInfo,
     DefinitionText,
     DiagnosticInfo,
     DlqEntry,
@@ -438,6 +440,15 @@ class LocalService:
                              substep_keys=dict(t.substep_keys), step_refs=sorted(t.step_refs),
                              module_refs=sorted(t.module_refs), program_keys=sorted(t.program_keys))
                 for t in sorted(self.registry.steps.values(), key=lambda t: t.name)]
+
+    async def connector_types(self) -> list[ConnectorTypeInfo]:
+        kinds: list[tuple[str, SourceType | SinkType]] = [
+            ("source", t) for t in self.registry.sources.values()]
+        kinds += [("sink", t) for t in self.registry.sinks.values()]
+        return [ConnectorTypeInfo(name=t.name, kind=kind,  # type: ignore[arg-type]
+                                  description=t.description, schema_=t.schema,
+                                  example=t.example, secret_keys=sorted(t.secret_keys))
+                for kind, t in sorted(kinds, key=lambda kt: kt[1].name)]
 
     async def put_definition(self, yaml_text: str, file: str, *,
                              policy: ImportPolicy = LOCAL) -> DefinitionText:

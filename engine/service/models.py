@@ -99,6 +99,19 @@ class StepTypeInfo(BaseModel):
     model_config = {"populate_by_name": True}
 
 
+class ConnectorTypeInfo(BaseModel):
+    """A source or sink type (``connectors:`` entries), for the editor's forms."""
+
+    name: str  # e.g. "source.redis_streams"
+    kind: Literal["source", "sink"]
+    description: str
+    schema_: dict[str, Any] = Field(alias="schema")  # of the connector's ``config``
+    example: dict[str, Any] | None = None
+    secret_keys: list[str] = Field(default_factory=list)
+
+    model_config = {"populate_by_name": True}
+
+
 class RunOptions(RequestModel):
     wait: bool = True  # False: return as soon as the execution has started
     mocks: bool = True  # consult enabled step mocks

@@ -68,6 +68,18 @@ async def test_step_types_carry_schema_and_category(service: StudioService) -> N
     assert set_type.schema_["type"] == "object" and "values" in set_type.schema_["properties"]
 
 
+async def test_connector_types_carry_kind_and_config_schema(service: StudioService) -> None:
+    types = {t.name: t for t in await service.connector_types()}
+    assert {"source.webhook", "sink.webhook", "source.redis_streams", "source.postgres_cdc",
+            "source.sqs", "source.rabbitmq"} <= set(types)
+    assert types["source.webhook"].kind == "source" and types["sink.webhook"].kind == "sink"
+    webhook = types["source.webhook"]
+    assert webhook.description and webhook.schema_["type"] == "object"
+    assert "path" in webhook.schema_["properties"] and "secret" in webhook.secret_keys
+    # every source takes the common settings the intake reads
+    assert "max_deliveries" in types["source.redis_streams"].schema_["properties"]
+
+
 async def test_put_definition_deploys_a_file(service: StudioService, workspace: Workspace,
                                             monkeypatch: pytest.MonkeyPatch, variant: str) -> None:
     # A relative file name: the server's deploy directory (the tenant's part of it), the
