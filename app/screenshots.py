@@ -291,9 +291,15 @@ async def _sources_scene(window: object, save: object, suffix: str) -> None:
     svc = w.backend.service  # type: ignore[attr-defined]
     url = "redis://127.0.0.1:6379/0"
     streams = {n: f"wfstudio-shots-{uuid.uuid4().hex[:8]}-{n}" for n in ("orders", "returns")}
+    client = redis.Redis.from_url(url)
+    try:
+        client.ping()
+    except redis.RedisError as exc:  # the other pictures are still worth having
+        print(f"sources-pane{suffix}.png not taken: no Redis at {url} ({exc})", file=sys.stderr)
+        client.close()
+        return
     file = w.workspace / "sources.yaml"  # type: ignore[attr-defined]
     file.write_text(SOURCES.format(url=url, **streams), encoding="utf-8")
-    client = redis.Redis.from_url(url)
     try:
         await svc.load_file(file)
         for n, data in enumerate(({"id": "R-1", "reason": "damaged"}, {"id": "R-2", "reason": "late"})):

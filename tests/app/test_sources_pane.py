@@ -192,9 +192,15 @@ def test_service_errors_are_shown_in_the_dialog_not_raised(qtbot, qloop, service
     dialog.type_edit.setText("x" * 201)  # longer than the service takes: refused before sending
     dialog.send_button.click()
     assert "type" in dialog.message.text() and "200" in dialog.message.text()
-    # the source goes away (its file is unloaded): the service's refusal is the message
+    # the source goes away (its file is unloaded): the service's refusals are the messages
     dialog.type_edit.setText("")
+    pane.hide()  # no refresh meanwhile: the pane still lists the source
     qloop.run_until_complete(service.unload_file(source_file))
+    pane.set_running(True)
+    until(qloop, lambda: not pane.busy)
+    assert pane.message.text().startswith("Could not start orders: no source named 'orders'")
+    assert pane.message.styleSheet()  # shown as an error
+    pane.show()
     dialog.send_button.click()
     until(qloop, lambda: not dialog.sending)
     assert dialog.message.text().startswith("The service refused the event: no source named 'orders'")
