@@ -123,6 +123,10 @@ class SourcesPane(QWidget):
         self.detail_title.setTextFormat(Qt.TextFormat.RichText)
         self.detail_title.setWordWrap(True)
         self.detail_title.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.detail_error = QLabel(objectName="sourceDetailError")  # the last error, whole
+        self.detail_error.setWordWrap(True)
+        self.detail_error.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.detail_error.hide()
         self.plot_box = QVBoxLayout()
         self.plot_box.setContentsMargins(0, 0, 0, 0)
         self.plot_placeholder = QLabel("", alignment=Qt.AlignmentFlag.AlignCenter)
@@ -146,6 +150,7 @@ class SourcesPane(QWidget):
         left_layout = QVBoxLayout(left)
         left_layout.setContentsMargins(4, 0, 4, 0)
         left_layout.addWidget(self.detail_title)
+        left_layout.addWidget(self.detail_error)
         left_layout.addLayout(self.plot_box, 1)
         left_layout.addLayout(buttons)
 
@@ -315,6 +320,11 @@ class SourcesPane(QWidget):
                 f" → {', '.join(s.pipelines) or 'no pipeline'}<br><small style='color:{c.muted}'>"
                 f"{s.file}{' · ' + config if config else ''}</small>")
             self.deliveries_title.setText(f"Recent deliveries of {s.name} (double-click to open)")
+        error = s.last_error if s is not None else None
+        self.detail_error.setVisible(bool(error))
+        if error:
+            self.detail_error.setStyleSheet(f"color: {c.error};")
+            self.detail_error.setText(error[:2000])
         self._show_plot()
         self._update_actions()
 

@@ -22,12 +22,12 @@ from app.backend import Backend
 from app.selection import SelectionHub
 from app.settings import Settings
 from app.shell.main_window import MainWindow
-from app.sources.sources_model import DELIVERY_ROLE, EXECUTION, NAME, STATE
+from app.sources.sources_model import DELIVERY_ROLE, ERROR, EXECUTION, NAME, STATE
 from app.sources.sources_pane import SourcesPane
 from app.sources.test_event_dialog import TestEventDialog as EventDialog  # (not Test*: pytest)
 from engine.service.models import SourceDelivery
 from engine.service.models import TestEvent as Sent  # (not named Test*: pytest would collect it)
-from tests.app.support import settle, until
+from tests.app.support import LoopbackServer, free_port, settle, until
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
@@ -307,3 +307,78 @@ def test_hidden_the_pane_reads_nothing(qtbot, qloop, service, source_file: Path)
     qtbot.addWidget(holder)
     pane.show()  # shown again: read at once
     until(qloop, lambda: pane.loads > loads)
+
+
+@pytest.fixture
+def server(tmp_path: Path, workspace: Path, stream: str) -> Iterator[tuple[str, str]]:
+    """The real hosted server on loopback serving the source file, and an admin key."""
+    from engine.server import KeyStore
+    from engine.store.store import Store
+
+    file = workspace / "sources.yaml"
+    file.write_text(SOURCE_FILE.format(url=REDIS_URL, stream=stream))
+    store_url = f"sqlite:///{tmp_path / 'server.db'}"
+    with Store.open(store_url) as store:
+        _, secret = KeyStore(store).create("studio", scopes=["admin"])
+    live = LoopbackServer(free_port(), store_url, [file]).start()
+    try:
+        yield live.url, secret
+    finally:
+        live.stop()
+
+
+def test_the_pane_works_against_a_remote_server(qtbot, qloop, server: tuple[str, str]) -> None:
+    from engine.client import RemoteService
+
+    url, key = server
+    remote = RemoteService(url, key)
+    try:
+        pane, _ = make_pane(qtbot, remote, qloop)
+        assert (cell(pane, NAME), cell(pane, STATE)) == ("orders", "stopped")
+        dialog = open_dialog(pane, qloop)
+        assert dialog.form is not None  # the schema came from the server's registry
+        dialog.tabs.setCurrentWidget(dialog.json_edit)
+        dialog.json_edit.set_text('{"id": "C-1", "qty": 4}')
+        dialog.send_button.click()
+        until(qloop, lambda: dialog.delivery is not None)
+        assert dialog.delivery is not None and dialog.delivery.outcome == "started"
+        until(qloop, lambda: [d.event_id for d in pane.deliveries.items()] == [dialog.delivery.event_id])
+        dialog.close()
+        pane.start_button.click()
+        until(qloop, lambda: cell(pane, STATE) in ("running", "lagging") and pane.stop_button.isEnabled())
+        pane.stop_button.click()
+        until(qloop, lambda: cell(pane, STATE) == "stopped" and pane.start_button.isEnabled())
+        settle(qloop)
+    finally:
+        qloop.run_until_complete(remote.aclose())
+
+
+UNREACHABLE_FILE = """\
+connectors:
+  - name: feed
+    type: source.redis_streams
+    config: {url: "redis://127.0.0.1:1/0", stream: nowhere, block_ms: 200}
+pipelines:
+  take_feed:
+    trigger: {type: event, config: {connector: feed}}
+    steps:
+      - {name: keep, type: step.set, config: {values: {kept: true}}}
+"""
+
+
+def test_a_failing_source_shows_its_badge_and_its_whole_error(qtbot, qloop, service, workspace: Path) -> None:
+    file = workspace / "feed.yaml"
+    file.write_text(UNREACHABLE_FILE)  # nothing listens on port 1: the transport fails
+    qloop.run_until_complete(service.load_file(file))
+    pane, _ = make_pane(qtbot, service, qloop)
+    pane.select("feed")
+    pane.start_button.click()
+    row = lambda: pane.model.row_of("feed")  # noqa: E731
+    until(qloop, lambda: pane.model.index(row(), STATE).data() == "failing")
+    error = pane.model.index(row(), ERROR).data(Qt.ItemDataRole.ToolTipRole)
+    assert "unreachable" in error and "127.0.0.1:1" in error
+    until(qloop, lambda: pane.detail_error.isVisible() and "unreachable" in pane.detail_error.text())
+    assert "failing" in pane.summary.text()
+    pane.stop_button.click()
+    until(qloop, lambda: pane.model.index(row(), STATE).data() == "stopped")
+    settle(qloop)
