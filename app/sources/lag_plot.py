@@ -19,6 +19,7 @@ from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from app import theme
+from app.executions.support import named
 from engine.service.models import SourceInfo
 
 KEEP: Final = 600  # samples per source: ten minutes at one refresh a second
@@ -57,7 +58,7 @@ class LagPlot(QWidget):
         super().__init__(parent)
         self.setObjectName("sourceLagPlot")
         self._theme = ""
-        self.caption = QLabel(objectName="sourceLagCaption")
+        self.caption = named(QLabel(), "sourceLagCaption")
         self.caption.setTextFormat(Qt.TextFormat.RichText)
         self.plot = pg.PlotWidget(axisItems={"bottom": pg.DateAxisItem(orientation="bottom")})
         self.plot.setMinimumHeight(90)

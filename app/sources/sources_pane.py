@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
 
 from app import theme
 from app.asyncqt import describe, spawn
+from app.executions.support import named
 from app.icons import icon
 from app.panes import MessageLine, select_rows, setup_table
 from app.selection import SelectionHub
@@ -102,9 +103,9 @@ class SourcesPane(QWidget):
     # ------------------------------------------------------------------ layout
 
     def _build(self) -> None:
-        self.summary = QLabel(objectName="sourcesSummary")
+        self.summary = named(QLabel(), "sourcesSummary")
         self.summary.setTextFormat(Qt.TextFormat.RichText)
-        refresh = QToolButton(objectName="sourcesRefresh")
+        refresh = named(QToolButton(), "sourcesRefresh")
         refresh.setIcon(icon("reset"))
         refresh.setToolTip("Read the sources again now")
         refresh.clicked.connect(self.refresh)
@@ -113,17 +114,17 @@ class SourcesPane(QWidget):
         top.addWidget(self.summary, 1)
         top.addWidget(refresh)
 
-        view = self.view = setup_table(QTableView(objectName="sourcesView"), self.model, SOURCE_WIDTHS,
+        view = self.view = setup_table(named(QTableView(), "sourcesView"), self.model, SOURCE_WIDTHS,
                                        single=True)
         view.setItemDelegateForColumn(STATE, StateBadgeDelegate(view))
         view.verticalHeader().setDefaultSectionSize(view.fontMetrics().height() + 10)
         view.selectionModel().selectionChanged.connect(self._selection_changed)
 
-        self.detail_title = QLabel("Select a source", objectName="sourceDetailTitle")
+        self.detail_title = named(QLabel("Select a source"), "sourceDetailTitle")
         self.detail_title.setTextFormat(Qt.TextFormat.RichText)
         self.detail_title.setWordWrap(True)
         self.detail_title.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.detail_error = QLabel(objectName="sourceDetailError")  # the last error, whole
+        self.detail_error = named(QLabel(), "sourceDetailError")  # the last error, whole
         self.detail_error.setWordWrap(True)
         self.detail_error.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.detail_error.hide()
@@ -131,14 +132,14 @@ class SourcesPane(QWidget):
         self.plot_box.setContentsMargins(0, 0, 0, 0)
         self.plot_placeholder = QLabel("", alignment=Qt.AlignmentFlag.AlignCenter)
         self.plot_box.addWidget(self.plot_placeholder, 1)
-        self.start_button = QPushButton("Start", objectName="sourceStart")
+        self.start_button = named(QPushButton("Start"), "sourceStart")
         self.start_button.setIcon(icon("run"))
         self.start_button.setToolTip("Start reading from the source's transport")
         self.start_button.clicked.connect(lambda: self.set_running(True))
-        self.stop_button = QPushButton("Stop", objectName="sourceStop")
+        self.stop_button = named(QPushButton("Stop"), "sourceStop")
         self.stop_button.setToolTip("Stop reading (what was taken in runs to its end)")
         self.stop_button.clicked.connect(lambda: self.set_running(False))
-        self.test_button = QPushButton("Send test event…", objectName="sourceTestEvent")
+        self.test_button = named(QPushButton("Send test event…"), "sourceTestEvent")
         self.test_button.setToolTip("Send a made-up event through the source's intake (works stopped)")
         self.test_button.clicked.connect(self.open_test_dialog)
         buttons = QHBoxLayout()
@@ -154,8 +155,8 @@ class SourcesPane(QWidget):
         left_layout.addLayout(self.plot_box, 1)
         left_layout.addLayout(buttons)
 
-        self.deliveries_title = QLabel("Recent deliveries", objectName="sourceDeliveriesTitle")
-        self.deliveries_view = setup_table(QTableView(objectName="sourceDeliveriesView"), self.deliveries,
+        self.deliveries_title = named(QLabel("Recent deliveries"), "sourceDeliveriesTitle")
+        self.deliveries_view = setup_table(named(QTableView(), "sourceDeliveriesView"), self.deliveries,
                                            DELIVERY_WIDTHS, single=True)
         self.deliveries_view.verticalHeader().setDefaultSectionSize(view.fontMetrics().height() + 8)
         self.deliveries_view.doubleClicked.connect(self._delivery_activated)

@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
 from app import theme
 from app.asyncqt import describe, spawn
 from app.debugger.json_edit import JsonEdit
+from app.executions.support import named
 from app.panes import MessageLine
 from app.run.http_input import InputError
 from app.sources.event_form import EventForm, form_fits
@@ -87,11 +88,11 @@ class TestEventDialog(QDialog):
             f"delivered it (routing by type, the schema check, dedup by id) and starts "
             f"{', '.join(source.pipelines) or 'no pipeline'}. The source may be stopped.")
         intro.setWordWrap(True)
-        self.type_edit = QLineEdit(objectName="testEventType")
+        self.type_edit = named(QLineEdit(), "testEventType")
         self.type_edit.setPlaceholderText("default: the type the first pipeline's trigger takes")
-        self.subject_edit = QLineEdit(objectName="testEventSubject")
+        self.subject_edit = named(QLineEdit(), "testEventSubject")
         self.subject_edit.setPlaceholderText("optional")
-        self.id_edit = QLineEdit(objectName="testEventId")
+        self.id_edit = named(QLineEdit(), "testEventId")
         self.id_edit.setPlaceholderText("default: a new id (send the same id twice to see dedup)")
         fields = QFormLayout()
         fields.addRow("Type", self.type_edit)
@@ -102,23 +103,23 @@ class TestEventDialog(QDialog):
         self.json_edit.setObjectName("testEventJson")
         self.json_edit.set_value({})
         self.form = EventForm(schema) if form_fits(schema) else None
-        self.tabs = QTabWidget(objectName="testEventTabs")
+        self.tabs = named(QTabWidget(), "testEventTabs")
         if self.form is not None:
             self.tabs.addTab(self.form, "Form")
         self.tabs.addTab(self.json_edit, "JSON")
         self._shown = self.tabs.currentWidget()
         self.tabs.currentChanged.connect(self._tab_changed)
-        schema_note = QLabel(objectName="testEventSchemaNote")
+        schema_note = named(QLabel(), "testEventSchemaNote")
         schema_note.setWordWrap(True)
         schema_note.setStyleSheet(f"color: {theme.colors().muted};")
         schema_note.setText("Checked against the source's event schema before sending." if schema
                             else "This source names no event schema: any JSON data goes.")
 
-        self.result_label = QLabel(objectName="testEventResult")
+        self.result_label = named(QLabel(), "testEventResult")
         self.result_label.setTextFormat(Qt.TextFormat.RichText)
         self.result_label.setWordWrap(True)
         self.result_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.open_button = QPushButton("Open", objectName="testEventOpen")
+        self.open_button = named(QPushButton("Open"), "testEventOpen")
         self.open_button.hide()
         self.open_button.clicked.connect(self._open_result)
         result_row = QHBoxLayout()
