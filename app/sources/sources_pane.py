@@ -14,6 +14,7 @@ time the pane shows.
 
 from __future__ import annotations
 
+from pathlib import PurePath
 from typing import TYPE_CHECKING, Any, Final
 
 from PySide6.QtCore import QModelIndex, Qt, QTimer, Signal
@@ -319,7 +320,8 @@ class SourcesPane(QWidget):
             self.detail_title.setText(
                 f"<b>{s.name}</b> · {s.type} · <span style='color:{colour}'>{s.state}</span>"
                 f" → {', '.join(s.pipelines) or 'no pipeline'}<br><small style='color:{c.muted}'>"
-                f"{s.file}{' · ' + config if config else ''}</small>")
+                f"{PurePath(s.file).name}{' · ' + config if config else ''}</small>")
+            self.detail_title.setToolTip(f"Declared in {s.file}")
             self.deliveries_title.setText(f"Recent deliveries of {s.name} (double-click to open)")
         error = s.last_error if s is not None else None
         self.detail_error.setVisible(bool(error))
