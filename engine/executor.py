@@ -21,7 +21,7 @@ from engine.context import Scope
 from engine.errors import ExpressionError, StepError
 from engine.expressions import Compiled, compile_condition, compile_value, evaluate, truthy
 from engine.idempotency import IdempotencyKeys
-from engine.redaction import redact
+from engine.redaction import redact, redact_trigger
 from engine.scrub import Scrubber
 from engine.service.models import EventType
 from engine.steps.base import StepResult, StepType, SubRun
@@ -200,7 +200,7 @@ class ExecutionRun:
         self.record = ExecutionRecord(
             id=execution_id, pipeline=pipeline.name, status="running",
             trigger_type=trigger_type or pipeline.trigger.type,
-            trigger_payload=redact(payload, self.level), started_at=now,
+            trigger_payload=redact_trigger(payload, self.level), started_at=now,
             definition_hash=definition_hash, parent_id=parent_id, replay_of=replay_of,
             tenant=current_tenant.get(),  # children and retries run in the caller's context
         )

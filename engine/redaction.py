@@ -234,6 +234,23 @@ def redact(value: Any, level: str) -> Any:
     raise ValueError(f"unknown record level {level!r}: expected one of {', '.join(LEVELS)}")
 
 
+# CloudEvents attributes that identify an event (an execution started by a source has its
+# envelope as trigger): kept as they are, whatever the level says; a stream entry id like
+# 1796688848416-2 would otherwise be masked as a card number.
+EVENT_IDENTITY = ("specversion", "id", "source", "type", "time", "datacontenttype", "dataschema")
+
+
+def redact_trigger(payload: Any, level: str) -> Any:
+    """What the store keeps of an execution's trigger: ``redact``, except that a CloudEvents
+    envelope's identifying attributes stay readable (its data, subject and extensions do not)."""
+    if not isinstance(payload, dict) or payload.get("specversion") != "1.0" \
+            or not isinstance(payload.get("id"), str):
+        return redact(payload, level)
+    kept = {k: payload[k] for k in EVENT_IDENTITY if k in payload}
+    rest = redact({k: v for k, v in payload.items() if k not in kept}, level)
+    return {**kept, **rest} if isinstance(rest, dict) else {**kept, "shape": rest}
+
+
 def redact_secrets(value: Any) -> Any:
     """``value`` with secrets removed: what is stored under secret-looking keys, and
     credentials inside strings (URL passwords, bearer/basic credentials, JWTs)."""

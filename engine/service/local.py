@@ -795,7 +795,7 @@ class LocalService:
     # ------------------------------------------------------------------ sources
 
     async def list_sources(self) -> list[SourceInfo]:
-        return [self.sources.info(r) for r in self.sources.visible()]
+        return await self.sources.infos()
 
     async def start_source(self, name: str) -> SourceInfo:
         return await self.sources.start(name)

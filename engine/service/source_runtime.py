@@ -24,7 +24,7 @@ from engine.config.model import Definition, PipelineDef
 from engine.connectors.envelope import InvalidEnvelope, from_record
 from engine.connectors.types import Delivery, Outcome, Source, SourceType
 from engine.errors import StoreError
-from engine.redaction import redact, redact_secrets
+from engine.redaction import redact_secrets, redact_trigger
 from engine.store import intake
 from engine.store.ids import new_execution_id
 from engine.tenancy import current_tenant
@@ -83,7 +83,10 @@ class SourceRuntime:
         self.since: float | None = None
         self.source: Source | None = None
         self._task: asyncio.Task[None] | None = None
-        self._running: dict[str, asyncio.Task[Any]] = {}  # execution id -> its task
+        # execution id -> its task, from its recorded start until it ends (waiting included)
+        self._running: dict[str, asyncio.Task[Any]] = {}
+        self._slots = asyncio.Semaphore(self.max_in_flight)
+        self._active = 0
         self._room = asyncio.Event()
         self._room.set()
         self._ended: list[tuple[str, str, str]] = []  # (source, event id, execution id)
@@ -194,7 +197,7 @@ class SourceRuntime:
                               "schema_violation", pipeline.name)
         admission = intake.Admission(
             self.name, envelope["id"], event_type, pipeline.name, new_execution_id(), envelope,
-            redact(envelope, pipeline.record), self.definition.hash, delivery.attempt)
+            redact_trigger(envelope, pipeline.record), self.definition.hash, delivery.attempt)
         return admission, route
 
     # ------------------------------------------------------------------ executions
@@ -203,8 +206,7 @@ class SourceRuntime:
         engine = self._engine_for(pipeline)
         token = current_tenant.set(self._tenant)
         try:
-            task = asyncio.ensure_future(engine.run(pipeline, envelope, execution_id=execution_id,
-                                                    trigger_type="event"))
+            task = asyncio.ensure_future(self._run_one(engine, pipeline, envelope, execution_id))
         finally:
             current_tenant.reset(token)
         self._running[execution_id] = task
@@ -221,9 +223,22 @@ class SourceRuntime:
             self._ended.append((self.name, event_id, execution_id))
         task.add_done_callback(ended)
 
+    async def _run_one(self, engine: Engine, pipeline: str, envelope: Any,
+                       execution_id: str) -> Any:
+        # A batch may start more than max_in_flight; the extra ones wait their turn here
+        # (their starts are recorded already), and intake waits until they have run.
+        async with self._slots:
+            self._active += 1
+            try:
+                return await engine.run(pipeline, envelope, execution_id=execution_id,
+                                        trigger_type="event")
+            finally:
+                self._active -= 1
+
     @property
     def in_flight(self) -> int:
-        return len(self._running)
+        """Executions running now (at most ``max_in_flight``)."""
+        return self._active
 
     async def _finish_loop(self) -> None:
         """Mark ended executions' events done, a batch at a time."""
@@ -246,6 +261,7 @@ class SourceRuntime:
         """Run again the events whose execution a stopped process left interrupted."""
         count = 0
         try:
+            await asyncio.to_thread(intake.settle_ended, self.store, self._tenant, self.name)
             found = await asyncio.to_thread(intake.interrupted, self.store, self._tenant, self.name)
         except StoreError as exc:
             self.report_error(f"could not look for interrupted events: {exc}")
@@ -257,7 +273,7 @@ class SourceRuntime:
             admission = intake.Admission(
                 self.name, unfinished.event_id, unfinished.envelope.get("type"),
                 route.pipeline.name, new_execution_id(), unfinished.envelope,
-                redact(unfinished.envelope, route.pipeline.record), self.definition.hash)
+                redact_trigger(unfinished.envelope, route.pipeline.record), self.definition.hash)
             try:
                 claimed = await asyncio.to_thread(intake.claim_rerun, self.store, unfinished,
                                                   admission)
@@ -286,7 +302,7 @@ class SourceRuntime:
             return "failing"
         lag_alert = self.config.get("lag_alert", 1000)
         if (self.counters.lag is not None and self.counters.lag > lag_alert) \
-                or self.in_flight >= self.max_in_flight:
+                or len(self._running) >= self.max_in_flight:
             return "lagging"
         return "running"
 

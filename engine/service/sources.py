@@ -149,6 +149,25 @@ class SourceManager:
 
     # ------------------------------------------------------------------ service calls
 
+    async def infos(self) -> list[SourceInfo]:
+        """The caller's tenant's sources, each with the JSON Schema of its events' data
+        (its ``schema`` setting's latest version), which the studio's test form is made from."""
+        runtimes = self.visible()
+        wanted = {r.event_schema for r in runtimes if r.event_schema}
+        schemas: dict[str, tuple[int, dict[str, Any]]] = {}
+        if wanted:
+            for known in await self.service.list_schemas():
+                if known.type in wanted and (known.type not in schemas
+                                             or known.version >= schemas[known.type][0]):
+                    schemas[known.type] = (known.version, known.schema_)
+        infos = []
+        for runtime in runtimes:
+            info = self.info(runtime)
+            if runtime.event_schema in schemas:
+                info.event_schema = schemas[runtime.event_schema][1]
+            infos.append(info)
+        return infos
+
     def info(self, runtime: SourceRuntime) -> SourceInfo:
         c = runtime.counters
         return SourceInfo(

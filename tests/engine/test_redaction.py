@@ -221,3 +221,20 @@ def test_metadata_has_no_scalar_content(value: Any) -> None:
         return [v]
 
     assert all(leaf in names for leaf in leaves(redact(value, "metadata")))
+
+
+def test_an_event_triggers_identity_is_kept_and_its_data_redacted() -> None:
+    from engine.redaction import redact_trigger
+
+    envelope = {"specversion": "1.0", "id": "1796688848416-2", "source": "redis://h/orders",
+                "type": "order.created", "time": "2026-12-08T00:00:00Z",
+                "subject": "ann@example.com", "data": {"card": "4111 1111 1111 1111"}}
+    kept = redact_trigger(envelope, "redacted")
+    # the id looks like a card number to the masker, but it is the event's identity
+    assert kept["id"] == "1796688848416-2" and kept["source"] == "redis://h/orders"
+    assert kept["type"] == "order.created" and kept["time"] == "2026-12-08T00:00:00Z"
+    assert "ann@example.com" not in str(kept) and "4111 1111 1111 1111" not in str(kept)
+    # anything else is redacted exactly as before
+    other = {"id": "1796688848416-2", "email": "ann@example.com"}
+    assert redact_trigger(other, "redacted") == redact(other, "redacted")
+    assert redact_trigger(envelope, "metadata")["id"] == "1796688848416-2"
