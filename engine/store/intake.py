@@ -26,6 +26,8 @@ if TYPE_CHECKING:
     from engine.store.store import Store
 
 STARTED, DONE, DEAD = "started", "done", "dead"
+# An execution in one of these has ended; "interrupted" is run again instead.
+ENDED_EXECUTION = ("completed", "failed", "cancelled", "compensated")
 
 
 @dataclass
@@ -189,6 +191,19 @@ def finish(store: Store, tenant: str, ended: Sequence[tuple[str, str, str]]) -> 
                 se.c.tenant == tenant, se.c.source == source, se.c.event_id == event_id,
                 se.c.execution_id == execution_id, se.c.status == STARTED,
             ).values(status=DONE, payload=None, updated=now))
+
+
+def settle_ended(store: Store, tenant: str, source: str) -> int:
+    """Mark done the started events whose execution ended without ``finish`` (its process
+    died between the two); otherwise they would stay ``started``, envelope kept, forever.
+    Returns how many."""
+    se, ex = models.source_events, models.executions
+    ended = select(ex.c.id).where(ex.c.id == se.c.execution_id,
+                                  ex.c.status.in_(ENDED_EXECUTION)).exists()
+    with store.begin() as conn:
+        return int(conn.execute(update(se).where(
+            se.c.tenant == tenant, se.c.source == source, se.c.status == STARTED, ended,
+        ).values(status=DONE, payload=None, updated=time.time())).rowcount)
 
 
 def interrupted(store: Store, tenant: str, source: str, limit: int = 500) -> list[Unfinished]:
