@@ -96,6 +96,8 @@ SOURCE_SCHEMA = source_schema({
     "type": {"type": "string", "minLength": 1, "default": "rabbitmq.message",
              "description": "the event type of a plain message (not a CloudEvent) that has "
                             "no AMQP 'type' property"},
+    "max_bytes": {"type": "integer", "minimum": 1, "default": 1048576,
+                  "description": "a larger message body is not parsed: it goes to the DLQ"},
     "lag_every": {"type": "number", "minimum": 0.5, "default": 5,
                   "description": "seconds between looks at the queue's message count (lag)"},
 }, required=["queue"])
@@ -177,6 +179,7 @@ class RabbitMQSource:
         self.linger = float(config.get("linger", 0.02))
         self.default_type = str(config.get("type") or "rabbitmq.message")
         self.lag_every = float(config.get("lag_every", 5))
+        self.max_bytes = int(config.get("max_bytes", 1048576))
         from yarl import URL
 
         where = URL(self.url)  # the events' CloudEvents source: no credentials in it
@@ -313,6 +316,9 @@ class RabbitMQSource:
     def _event(self, message: AbstractIncomingMessage) -> dict[str, Any]:
         """The envelope the intake checks; a malformed CloudEvent is passed on as it came
         (with a stable id) so the intake dead-letters it saying what is wrong."""
+        if len(message.body) > self.max_bytes:  # capped before any parsing
+            return self._malformed(message, f"its body is {len(message.body)} bytes, more "
+                                            f"than max_bytes ({self.max_bytes})")
         content_type = (message.content_type or "").split(";")[0].strip().lower()
         headers = message.headers or {}
         if content_type.startswith(STRUCTURED):
@@ -320,10 +326,11 @@ class RabbitMQSource:
                 found = json.loads(message.body)
             except ValueError as exc:
                 return self._malformed(message, f"the body of a structured CloudEvent is "
-                                                f"not JSON: {exc}")
+                                                f"not JSON ({exc}); publish the event as JSON "
+                                                "or drop the application/cloudevents type")
             if not isinstance(found, dict):
                 return self._malformed(message, "the body of a structured CloudEvent is not "
-                                                "a JSON object")
+                                                "a JSON object (the envelope)")
             return found
         if _is_json(content_type) and message.body.lstrip()[:1] == b"{" \
                 and b'"specversion"' in message.body:
@@ -359,8 +366,7 @@ class RabbitMQSource:
     def _malformed(self, message: AbstractIncomingMessage, problem: str) -> dict[str, Any]:
         return {"specversion": None, "id": message.message_id or _digest(message),
                 "error": f"message from queue {self.queue!r} (routing key "
-                         f"{message.routing_key!r}): {problem}; publish a JSON CloudEvent "
-                         "or drop the application/cloudevents content type",
+                         f"{message.routing_key!r}): {problem}",
                 "body": message.body[:4096].decode("utf-8", "replace")}
 
 

@@ -276,7 +276,8 @@ async def test_a_dead_consumers_unacked_messages_are_redelivered_once(
 async def test_malformed_messages_go_to_the_dlq_and_are_acknowledged(
         broker: Broker, open_service: Callable[..., Any]) -> None:
     queue = broker.queue_name()
-    service = await open_service({"url": URL, "queue": queue, "type": "order.created"})
+    service = await open_service({"url": URL, "queue": queue, "type": "order.created",
+                                  "max_bytes": 1000})
     try:
         await service.start_source("orders")
         await consuming(service)
@@ -285,14 +286,18 @@ async def test_malformed_messages_go_to_the_dlq_and_are_acknowledged(
         await broker.publish(queue, json.dumps({"specversion": "1.0", "id": "bad-event",
                                                 "type": "order.created"}).encode(),
                              content_type="application/cloudevents+json")
+        await broker.publish(queue, json.dumps({"qty": 1, "pad": "x" * 1000}).encode(),
+                             message_id="too-big", content_type="application/json")
         await broker.publish(queue, b'{"qty": 3}', message_id="good",
                              content_type="application/json")
         entries: list[DlqEntry] = await wait_for_condition(
-            lambda: _at_least(service.list_dlq(), 2), "two DLQ entries")
+            lambda: _at_least(service.list_dlq(), 3), "three DLQ entries")
         by_kind = {e.error_type: e for e in entries}
         assert set(by_kind) == {"invalid_event"}
         errors = sorted(str((e.payload or {}).get("id")) for e in entries)
-        assert errors == ["bad-event", "bad-json"]
+        assert errors == ["bad-event", "bad-json", "too-big"]
+        too_big = next(e for e in entries if e.payload.get("id") == "too-big")
+        assert "more than max_bytes (1000)" in too_big.payload["error"]
         not_json = next(e for e in entries if e.payload.get("id") == "bad-json")
         assert "not JSON" in not_json.payload["error"] and queue in not_json.payload["error"]
         assert not_json.payload["body"] == "{not json"
@@ -301,8 +306,8 @@ async def test_malformed_messages_go_to_the_dlq_and_are_acknowledged(
         counts: Counter[str] = await wait_for_condition(
             lambda: _all_of(completed(service), {"good": 1}), "the good message to complete")
         assert counts == Counter({"good": 1})
-        await wait_for_condition(lambda: _info_when(service, lambda s: s.acknowledged == 3),
-                                 "all three acknowledged")
+        await wait_for_condition(lambda: _info_when(service, lambda s: s.acknowledged == 4),
+                                 "all four acknowledged")
         await service.stop_source("orders")
         assert await broker.ready(queue) == 0
     finally:
