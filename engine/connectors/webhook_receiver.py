@@ -17,6 +17,7 @@ Every refusal is ``{"error", "message"}``.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ from engine.connectors.envelope import InvalidEnvelope, from_record, make
 from engine.connectors.types import Delivery, Intake, Outcome
 
 DEFAULT_MAX_BODY = 1024 * 1024
+MAX_BATCH = 256  # deliveries recorded in one transaction at most
 RETRY_AFTER = "5"  # seconds a sender is asked to wait after a 503
 # The header carrying a delivery's own id, by scheme (a redelivery repeats it); a Stripe
 # event carries its id in the body.
@@ -94,6 +96,9 @@ class WebhookEndpoint:
     def __init__(self, config: WebhookConfig, intake: Intake):
         self.config = config
         self.intake = intake
+        self._pending: list[tuple[Delivery, asyncio.Future[Outcome]]] = []
+        self._draining = False
+        self._drainer: asyncio.Future[None] | None = None
 
     @property
     def tenant(self) -> str:
@@ -130,7 +135,7 @@ class WebhookEndpoint:
         except signatures.SignatureError as exc:
             raise Refused(401, exc.code, exc.message) from None
         event = self.event(headers, raw)
-        [outcome] = await self.intake.deliver([Delivery(event)])
+        outcome = await self._deliver(Delivery(event))
         if outcome is Outcome.REFUSED:
             raise Refused(503, "unavailable", "the event could not be recorded now; send it again "
                           "later", {"Retry-After": RETRY_AFTER})
@@ -139,6 +144,40 @@ class WebhookEndpoint:
             return 200, {"id": event["id"], "outcome": "duplicate", "duplicate": True}, {}
         status = 200 if outcome is Outcome.FILTERED else 202
         return status, {"id": event["id"], "outcome": outcome.value, "duplicate": False}, {}
+
+    async def _deliver(self, delivery: Delivery) -> Outcome:
+        """The intake's outcome for ``delivery``. Requests that arrive while a batch is being
+        recorded wait and go together in the next one: one transaction (one commit) for
+        all of them instead of one each. Each is answered only once its batch is recorded."""
+        future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+        self._pending.append((delivery, future))
+        if not self._draining:
+            self._draining = True
+            self._drainer = asyncio.ensure_future(self._drain())
+        return await future
+
+    async def _drain(self) -> None:
+        try:
+            while self._pending:
+                batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
+                try:
+                    outcomes = await self.intake.deliver([d for d, _ in batch])
+                except BaseException as exc:  # every waiter learns it; none is answered 2xx
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(exc)
+                    if isinstance(exc, asyncio.CancelledError):
+                        raise
+                    continue
+                for (_, future), outcome in zip(batch, outcomes, strict=True):
+                    if not future.done():  # its client may have gone: nothing to answer
+                        future.set_result(outcome)
+        finally:
+            self._draining = False
+            for _, future in self._pending:  # cancelled mid-batch: the rest are not recorded
+                if not future.done():
+                    future.set_result(Outcome.REFUSED)
+            self._pending = []
 
     # ------------------------------------------------------------------ the event
 
