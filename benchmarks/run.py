@@ -21,6 +21,7 @@ BENCHES = [
     ["bench_graph.py"],
     ["bench_timeline.py"],
     ["bench_executions.py"],
+    ["bench_sources_cdc.py"],
     ["bench_sources_webhook.py"],
     ["bench_schedule.py"],
 ]
