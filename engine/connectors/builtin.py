@@ -18,6 +18,9 @@ def register(registry: Registry) -> None:
     schedule.register(registry)
     sqs.register(registry)
     rabbitmq.register(registry)
+    from engine.connectors import pg_cdc
+
+    pg_cdc.register(registry)
     from engine.connectors import emit, webhook
 
     webhook.register(registry)  # source.webhook and sink.webhook
