@@ -319,19 +319,21 @@ async def _at_least(entries: Any, n: int) -> Any:
     return found if len(found) >= n else None
 
 
-async def test_a_quorum_queues_delivery_count_is_the_attempt(
-        broker: Broker, open_service: Callable[..., Any]) -> None:
-    """A message another consumer returned once arrives as attempt 2; with
-    max_deliveries 1 that is one too many: dead-lettered, not run."""
+@pytest.mark.parametrize("quorum", [True, False], ids=["quorum", "classic"])
+async def test_a_returned_message_comes_back_as_attempt_2(
+        broker: Broker, open_service: Callable[..., Any], quorum: bool) -> None:
+    """A message another consumer returned once arrives as attempt 2 (a quorum queue's
+    x-delivery-count 1, a classic queue's redelivered flag); with max_deliveries 1 that is
+    one too many: dead-lettered, not run."""
     queue = broker.queue_name()
-    await broker.channel.declare_queue(queue, durable=True,
-                                       arguments={"x-queue-type": "quorum"})
+    await broker.channel.declare_queue(
+        queue, durable=True, arguments={"x-queue-type": "quorum"} if quorum else None)
     await broker.publish(queue, b'{"qty": 1}', message_id="returned",
                          content_type="application/json")
     taken = await broker.channel.get_queue(queue)
     message = await wait_for_condition(lambda: taken.get(fail=False), "the message")
-    await message.nack(requeue=True)  # x-delivery-count becomes 1
-    service = await open_service({"url": URL, "queue": queue, "quorum": True,
+    await message.nack(requeue=True)  # x-delivery-count becomes 1 / redelivered is set
+    service = await open_service({"url": URL, "queue": queue, "quorum": quorum,
                                   "max_deliveries": 1})
     try:
         await service.start_source("orders")
@@ -425,3 +427,36 @@ async def test_a_sink_to_an_unreachable_broker_raises_a_connector_error() -> Non
         assert "s3cret" not in str(caught.value)
     finally:
         await sink.close()
+
+
+EMIT_FILE = """\
+connectors:
+  - name: shipped
+    type: sink.rabbitmq
+    config: {{url: "{url}", exchange: "{exchange}", routing_key: order.shipped}}
+pipelines:
+  ship:
+    trigger: {{type: manual}}
+    steps:
+      - name: tell
+        type: step.emit
+        config: {{connector: shipped, type: order.shipped, data: {{order: "{{{{ .trigger.order }}}}"}}}}
+"""
+
+
+async def test_step_emit_publishes_through_the_sink(broker: Broker, tmp_path: Path) -> None:
+    exchange, queue = broker.exchange_name(), broker.queue_name()
+    await broker.channel.declare_exchange(exchange, "topic", durable=True)
+    declared = await broker.channel.declare_queue(queue, durable=True)
+    await declared.bind(exchange, routing_key="order.#")
+    file = tmp_path / "emit.yaml"
+    file.write_text(EMIT_FILE.format(url=URL, exchange=exchange))
+    async with await LocalService.open([file], store=f"sqlite:///{tmp_path / 'emit.db'}") as svc:
+        run = await svc.run("ship", {"order": "o-7"})
+        assert run.status == "completed", run.error
+        message = await wait_for_condition(lambda: declared.get(fail=False), "the message")
+        await message.ack()
+    event = json.loads(message.body)
+    assert event["type"] == "order.shipped" and event["data"] == {"order": "o-7"}
+    assert message.message_id == event["id"] and event["wfexecution"] == run.execution_id
+    assert run.output["confirmed"] is True and run.output["id"] == event["id"]
