@@ -98,13 +98,15 @@ async def _serve_app(app: Any, sock: socket.socket) -> tuple[_Server, asyncio.Ta
 
 @contextlib.asynccontextmanager
 async def serving(tmp_path: Path, text: str = PIPELINES) -> AsyncIterator[Served]:
-    """The server app over a SQLite store, its webhook sources running (as under serve)."""
+    """The server app over a SQLite store, its webhook sources running (as under serve);
+    tenants deploy files under tmp_path/deployed."""
     file = tmp_path / "hooks.yaml"
     file.write_text(text)
     store = f"sqlite:///{tmp_path / 'store.db'}"
-    service = await LocalService.open([file], store=store, names=ServerNames())
+    deployed = tmp_path / "deployed"
+    service = await LocalService.open([file], store=store, names=ServerNames(deployed))
     try:
-        app = create_app(service, keys=KeyStore(service.store))
+        app = create_app(service, keys=KeyStore(service.store), deploy_dir=deployed)
         sock = socket.socket()
         sock.bind(("127.0.0.1", 0))
         server, task = await _serve_app(app, sock)
@@ -361,6 +363,41 @@ async def test_other_paths_still_need_a_key(tmp_path: Path) -> None:
     async with serving(tmp_path) as served, httpx.AsyncClient(base_url=served.url) as client:
         assert (await client.post("/hooks/unknown", json={})).status_code == 401
         assert (await client.get("/api/v1/health")).status_code == 200
+
+
+async def test_a_deployed_webhook_starts_its_tenants_pipelines_only(tmp_path: Path) -> None:
+    acme = f"""
+connectors:
+  - name: acme-hook
+    type: source.webhook
+    config: {{path: /hooks/acme, scheme: github, secret: acme-secret, type: order.created}}
+pipelines:
+  acme-orders:
+    trigger: {{type: event, config: {{connector: acme-hook}}}}
+    steps:
+      - {{name: seen, type: step.set, config: {{values: {{id: "{{{{ .trigger.id }}}}"}}}}}}
+"""
+    async with serving(tmp_path) as served, httpx.AsyncClient(base_url=served.url) as client:
+        _, secret = served.app.state.keys.create("acme-deployer", "acme", ["deploy"])
+        deployed = await client.put("/api/v1/definitions", headers={"X-API-Key": secret},
+                                    json={"yaml": acme, "file": "acme.yaml"})
+        assert deployed.status_code == 200, deployed.text
+        hub = served.app.webhook_hub
+        await wait_for_condition(lambda: "/hooks/acme" in hub.routes, "acme's webhook to register")
+        assert hub.routes["/hooks/acme"].tenant == "acme"
+        assert hub.routes["/hooks/generic"].tenant == "default"
+
+        body = json.dumps({"order": "acme-1"}).encode()
+        headers = {"Content-Type": "application/json", "X-GitHub-Delivery": "acme-1",
+                   **sign("github", "acme-secret", body)}
+        answer = await client.post("/hooks/acme", content=body, headers=headers)
+        assert answer.status_code == 202, answer.text
+        # The default tenant's generic source takes order.created too: it must not run it.
+        assert await completed(served, "acme-1") == 1
+        with Store.open(served.store) as opened, opened.read() as conn:
+            rows = conn.exec_driver_sql("SELECT pipeline, tenant FROM executions "
+                                        "WHERE trigger_type = 'event'").all()
+        assert [tuple(r) for r in rows] == [("acme-orders", "acme")]
 
 
 async def test_two_sources_cannot_share_a_path(tmp_path: Path) -> None:
