@@ -22,6 +22,7 @@ advisory lock across processes on a PostgreSQL store, in-process on SQLite).
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -74,8 +75,9 @@ SCHEMA = source_schema({
                       "description": "seconds between looks at an idle slot"},
     "batch_size": {"type": "integer", "minimum": 1, "maximum": 100000, "default": 500,
                    "description": "changes read at most per look (whole transactions)"},
-    "lag_alert": {"type": "number", "minimum": 0, "default": 16777216,
-                  "description": "WAL bytes behind past which the source shows as lagging"},
+    "lag_alert": {"type": "number", "minimum": 0,
+                  "description": "WAL bytes behind past which the source shows as lagging "
+                                 "(e.g. 16777216; the runtime's default, 1000, is small)"},
 }, required=["dsn", "publication", "slot"])
 
 EXAMPLE = {"dsn": "postgresql://postgres@127.0.0.1:5432/shop", "publication": "wfstudio_orders",
@@ -94,6 +96,9 @@ class PostgresCdcSource:
         self.dsn = str(config["dsn"])
         self.publication = str(config["publication"])
         self.slot = str(config["slot"])
+        if not re.fullmatch(r"[a-z0-9_]{1,50}", self.slot):  # it is spelled into a command
+            raise ConnectorError(f"slot {self.slot!r}: use 1-50 lowercase letters, digits "
+                                 "or underscores")
         self.tables = [str(t) for t in config.get("tables") or []]
         self.mode = str(config.get("mode", "stream"))
         self.heartbeat = float(config.get("heartbeat_seconds", 10))
