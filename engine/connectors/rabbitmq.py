@@ -294,15 +294,17 @@ class RabbitMQSource:
         intake.acknowledged(sum(acknowledge))
 
     async def _watch_lag(self, channel: AbstractChannel, intake: Intake) -> None:
-        """The queue's ready-message count, now and then (a passive declare)."""
-        from aiormq.exceptions import AMQPError
+        """The queue's ready-message count, now and then (a passive declare). It doubles as
+        a health check: a queue deleted under the consumer fails it, which closes the
+        channel, and the consume loop raises (the runtime reconnects and declares again)."""
+        from aiormq.exceptions import AMQPError, ChannelInvalidStateError
 
         while True:
             try:
                 declared = await channel.declare_queue(self.queue, passive=True)
                 result = declared.declaration_result
                 intake.report_lag(float(result.message_count or 0))
-            except (TimeoutError, AMQPError, ConnectionError):
+            except (TimeoutError, AMQPError, ChannelInvalidStateError, ConnectionError):
                 intake.report_lag(None)  # the consume loop sees the failure and says so
                 return
             await asyncio.sleep(self.lag_every)
@@ -310,8 +312,15 @@ class RabbitMQSource:
     # ------------------------------------------------------------ message -> event
 
     def _delivery(self, message: AbstractIncomingMessage) -> Delivery:
-        return Delivery(event=self._event(message), attempt=_attempt(message),
-                        token=message.delivery_tag)
+        from engine.connectors.envelope import InvalidEnvelope
+
+        try:
+            event = self._event(message)
+        except (InvalidEnvelope, ValueError, TypeError) as exc:
+            # One odd message (a property the envelope refuses) is dead-lettered; raising
+            # here would restart the source and bring the same message back, forever.
+            event = self._malformed(message, f"it cannot be made a CloudEvent: {exc}")
+        return Delivery(event=event, attempt=_attempt(message), token=message.delivery_tag)
 
     def _event(self, message: AbstractIncomingMessage) -> dict[str, Any]:
         """The envelope the intake checks; a malformed CloudEvent is passed on as it came

@@ -460,3 +460,36 @@ async def test_step_emit_publishes_through_the_sink(broker: Broker, tmp_path: Pa
     assert event["type"] == "order.shipped" and event["data"] == {"order": "o-7"}
     assert message.message_id == event["id"] and event["wfexecution"] == run.execution_id
     assert run.output["confirmed"] is True and run.output["id"] == event["id"]
+
+
+async def test_a_queue_deleted_under_the_source_is_declared_again(
+        broker: Broker, open_service: Callable[..., Any]) -> None:
+    queue = broker.queue_name()
+    service = await open_service({"url": URL, "queue": queue, "lag_every": 0.5})
+    try:
+        await service.start_source("orders")
+        await consuming(service)
+        await broker.channel.queue_delete(queue)
+        # The source notices (its queue-depth look fails), reconnects and declares it again.
+        await wait_for_condition(lambda: _declared(broker, queue), "the queue to be back",
+                                 interval=0.1)
+        await broker.publish(queue, b'{"qty": 2}', message_id="after",
+                             content_type="application/json")
+        counts: Counter[str] = await wait_for_condition(
+            lambda: _all_of(completed(service), {"after": 1}), "the new message to run")
+        assert counts == Counter({"after": 1})
+    finally:
+        await service.close()
+
+
+async def _declared(broker: Broker, queue: str) -> bool:
+    """Whether ``queue`` exists (a passive declare on a channel of its own: a miss closes it)."""
+    channel = await broker.connection.channel()
+    try:
+        await channel.declare_queue(queue, passive=True)
+        return True
+    except aio_pika.exceptions.ChannelNotFoundEntity:
+        return False
+    finally:
+        if not channel.is_closed:
+            await channel.close()
