@@ -565,7 +565,8 @@ class FileBuilder:
                                              f"jq program in {validate.path_text(rel)}",
                                              self.programs)
         for kind, patterns in (("step", step_type.step_refs), ("module", step_type.module_refs),
-                               ("pipeline", step_type.pipeline_refs)):
+                               ("pipeline", step_type.pipeline_refs),
+                               ("sink", step_type.sink_refs)):
             for pattern in sorted(patterns):
                 for rel, value in find_paths(config, pattern):
                     if not isinstance(value, str) or "{{" in value:

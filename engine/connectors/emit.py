@@ -54,6 +54,7 @@ EMIT = StepType(
                 "id": {"type": "string", "description": "the event id (default: a new UUID)"},
             }},
     output="{id, status, attempts}: the CloudEvent id and what the sink returned.",
+    sink_refs=frozenset({"connector"}),
     example={"connector": "notify", "type": "com.example.order.shipped",
              "subject": "{{ .order_id }}", "data": {"order": "{{ .order_id }}"}},
 )

@@ -121,6 +121,7 @@ class StepType:
     step_refs: frozenset[str] = frozenset()
     module_refs: frozenset[str] = frozenset()
     pipeline_refs: frozenset[str] = frozenset()
+    sink_refs: frozenset[str] = frozenset()  # values must name a sink connector of the file
     example: dict[str, Any] | None = None  # a config a palette can drop in
 
 

@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 
 from engine.api import Engine
+from engine.config.loader import load_text
 from engine.connectors import signatures
+from engine.errors import ConfigError
 from tests.connectors.test_webhook_sink import Receiver, receiving
 
 
@@ -50,7 +52,7 @@ pipelines:
     steps:
       - name: tell
         type: step.emit
-        config: {{connector: nowhere, type: x.y}}
+        config: {{connector: "{{{{ .trigger.sink }}}}", type: x.y}}
 """
 
 
@@ -92,7 +94,7 @@ async def test_a_sink_that_gives_up_fails_the_step_and_dead_letters(receiver: Re
 
 async def test_an_unknown_sink_is_a_clear_step_error(receiver: Receiver, tmp_path: Path) -> None:
     async with Engine.open(pipeline(receiver.url), store=None) as engine:
-        run = await engine.run("wrong", {})
+        run = await engine.run("wrong", {"sink": "nowhere"})  # named at run time
         assert run.status == "failed" and run.error is not None
         message = run.error["message"]
         assert "'nowhere'" in message and "sinks: notify, other" in message
@@ -110,3 +112,11 @@ async def test_sinks_are_made_once_per_definition_and_closed_with_the_engine(
     finally:
         await engine.close()
     assert engine.sinks == {} and sink._client is None
+
+
+def test_the_validator_checks_that_connector_names_a_sink(tmp_path: Path) -> None:
+    text = pipeline("http://127.0.0.1:9/x").replace("connector: notify", "connector: notifi")
+    with pytest.raises(ConfigError) as raised:
+        load_text(text)
+    message = str(raised.value)
+    assert "config.connector: no sink named 'notifi'" in message and "'notify'" in message
