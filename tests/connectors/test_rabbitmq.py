@@ -482,7 +482,7 @@ async def test_a_queue_deleted_under_the_source_is_declared_again(
         await service.close()
 
 
-async def _declared(broker: Broker, queue: str) -> bool:
+async def _declared(broker: Broker, queue: str) -> Any:
     """Whether ``queue`` exists (a passive declare on a channel of its own: a miss closes it)."""
     channel = await broker.connection.channel()
     try:
