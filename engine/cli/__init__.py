@@ -2,9 +2,9 @@
 
 One module per noun: ``validate`` (and inspect), ``run`` (and demo), ``executions``,
 ``replay``, ``diff``, ``dlq``, ``mocks``, ``breakpoints``, ``backfill`` (and backfills),
-``serve``, ``keys``; each adds its commands to the parser. ``common`` holds what they share
-(printing, the service and its ids), ``inputs`` the one reader of JSON options, ``parser``
-argparse as this CLI uses it.
+``sources``, ``schemas``, ``serve``, ``keys``; each adds its commands to the parser.
+``common`` holds what they share (printing, the service and its ids), ``inputs`` the one
+reader of JSON options, ``parser`` argparse as this CLI uses it.
 
 Errors a user can cause print one line to stderr (``wfstudio: …``) and exit non-zero; never
 a traceback. Exit codes:
@@ -32,14 +32,29 @@ import sys
 from collections.abc import Sequence
 
 from engine import __version__
-from engine.cli import backfill, breakpoints, diff, dlq, executions, keys, mocks, replay, run, serve, validate
+from engine.cli import (
+    backfill,
+    breakpoints,
+    diff,
+    dlq,
+    executions,
+    keys,
+    mocks,
+    replay,
+    run,
+    schemas,
+    serve,
+    sources,
+    validate,
+)
 from engine.cli.common import UsageError
 from engine.cli.parser import Parser, describe_subcommands, walk
 from engine.errors import ConfigError, NotFoundError, WorkflowError
 from engine.service.errors import InvalidInput
 
 # In the order `wfstudio --help` lists them (after studio).
-COMMANDS = (validate, run, executions, replay, diff, dlq, mocks, breakpoints, backfill, serve, keys)
+COMMANDS = (validate, run, executions, replay, diff, dlq, mocks, breakpoints, backfill, sources,
+            schemas, serve, keys)
 
 
 def cmd_studio(args: argparse.Namespace) -> int:
