@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import QObject, Signal
 
 from engine.service.errors import ServiceError
-from engine.service.models import DiagnosticInfo, StepTypeInfo, VersionInfo
+from engine.service.models import ConnectorTypeInfo, DiagnosticInfo, StepTypeInfo, VersionInfo
 from engine.service.protocol import StudioService
 
 if TYPE_CHECKING:
@@ -49,6 +49,7 @@ class Backend(QObject):
         self.owns_service = owns_service  # False when a ConnectionManager opened (and closes) it
         self.version: VersionInfo | None = None
         self.type_infos: list[StepTypeInfo] = []
+        self.connector_infos: list[ConnectorTypeInfo] = []  # for the editor's connector forms
 
     @property
     def embedded(self) -> bool:
@@ -72,6 +73,10 @@ class Backend(QObject):
     async def refresh_info(self) -> None:
         self.version = await self.service.version()
         self.type_infos = await self.service.step_types()
+        try:
+            self.connector_infos = await self.service.connector_types()
+        except ServiceError:  # a server from before connector types: connectors edit as YAML
+            self.connector_infos = []
 
     async def close(self) -> None:
         if not self.owns_service:

@@ -105,9 +105,23 @@ class PipelineOutline:
 
 
 @dataclass
+class ConnectorNode:
+    """One entry of the file's ``connectors:`` list (a source or a sink)."""
+
+    name: str  # "" when the entry has none yet
+    type: str
+    path: YamlPath  # ("connectors", index)
+    line: int
+    col: int
+    end_line: int
+    value: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
 class Outline:
     pipelines: dict[str, PipelineOutline] = field(default_factory=dict)
     modules: list[str] = field(default_factory=list)
+    connectors: list[ConnectorNode] = field(default_factory=list)
     error: str | None = None  # the YAML error, with its position, when the text does not parse
     error_line: int = 0
 
@@ -138,6 +152,15 @@ def parse_outline(text: str, shapes: Mapping[str, TypeShape] | None = None) -> O
             name = _pairs(item).get("name") if isinstance(item, MappingNode) else None
             if isinstance(name, ScalarNode):
                 outline.modules.append(str(name.value))
+    connectors = top.get("connectors")
+    if isinstance(connectors, SequenceNode):
+        for index, item in enumerate(connectors.value):
+            value = _plain(item) if isinstance(item, MappingNode) else None
+            if isinstance(value, dict):
+                outline.connectors.append(ConnectorNode(
+                    name=str(value.get("name") or ""), type=str(value.get("type") or ""),
+                    path=("connectors", index), line=item.start_mark.line + 1,
+                    col=item.start_mark.column + 1, end_line=_end_line(item), value=value))
     pipelines = top.get("pipelines")
     if isinstance(pipelines, MappingNode):
         for key, node in pipelines.value:

@@ -13,10 +13,12 @@ from pathlib import Path
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QSplitter, QVBoxLayout, QWidget
 
+from app.editor import connector_rules
+from app.editor.connectors_list import ConnectorsList
 from app.editor.document import PipelineDocument
 from app.editor.graph.pane import GraphPane
 from app.editor.yaml_view import YamlView
-from engine.service.models import DiagnosticInfo, StepTypeInfo
+from engine.service.models import ConnectorTypeInfo, DiagnosticInfo, StepTypeInfo
 
 
 class Banner(QWidget):
@@ -58,6 +60,7 @@ class PipelineEditor(QWidget):
     """Graph + YAML for one document."""
 
     stepSelected = Signal(str, str)  # (pipeline, step id); "" step id clears
+    connectorSelected = Signal(str)  # a connector's name (list or text cursor); "" clears
     validateRequested = Signal()  # the text changed and settled: time to ask the service
 
     def __init__(self, document: PipelineDocument, type_infos: list[StepTypeInfo],
@@ -69,8 +72,15 @@ class PipelineEditor(QWidget):
         self.graph = GraphPane(document)
         self.graph.set_type_infos(type_infos)
         self.yaml = YamlView(document)
+        self.connectors = ConnectorsList(document)  # the file's sources and sinks, under the graph
+        self.graph_column = QSplitter(Qt.Orientation.Vertical, objectName="graphColumn")
+        self.graph_column.addWidget(self.graph)
+        self.graph_column.addWidget(self.connectors)
+        self.graph_column.setStretchFactor(0, 4)
+        self.graph_column.setStretchFactor(1, 1)
+        self.graph_column.setSizes([520, 140])
         self.splitter = QSplitter(Qt.Orientation.Horizontal, objectName="editorSplitter")
-        self.splitter.addWidget(self.graph)
+        self.splitter.addWidget(self.graph_column)
         self.splitter.addWidget(self.yaml)
         self.splitter.setStretchFactor(0, 3)
         self.splitter.setStretchFactor(1, 2)
@@ -84,6 +94,7 @@ class PipelineEditor(QWidget):
         self._syncing = False
         self.graph.stepSelected.connect(self._graph_selected)
         self.graph.errorLineActivated.connect(self.go_to)
+        self.connectors.connectorSelected.connect(self._connector_selected)
         self.yaml.cursorLineChanged.connect(self._cursor_moved)
         self._validate_timer = QTimer(self, singleShot=True, interval=300)
         self._validate_timer.timeout.connect(self.validateRequested)
@@ -95,6 +106,24 @@ class PipelineEditor(QWidget):
 
     def set_type_infos(self, type_infos: list[StepTypeInfo]) -> None:
         self.graph.set_type_infos(type_infos)
+
+    def set_connector_types(self, infos: list[ConnectorTypeInfo]) -> None:
+        self.connectors.set_connector_types(infos)
+
+    def select_connector(self, name: str) -> None:
+        """Select connector ``name`` in the list and put the text cursor on it (emits)."""
+        self.connectors.select(name)
+        self._connector_selected(name)
+
+    def _connector_selected(self, name: str) -> None:
+        node = connector_rules.find(self.document.last_good, name) if name else None
+        if node is not None:
+            self._syncing = True
+            try:
+                self.yaml.go_to(node.line, node.col)
+            finally:
+                self._syncing = False
+        self.connectorSelected.emit(name if node is not None else "")
 
     def set_diagnostics(self, diagnostics: list[DiagnosticInfo]) -> None:
         self.diagnostics = diagnostics
@@ -119,6 +148,8 @@ class PipelineEditor(QWidget):
     def _graph_selected(self, pipeline: str, step_id: str) -> None:
         if self._syncing:
             return
+        if step_id:
+            self.connectors.select("")
         outline = self.document.last_good.pipelines.get(pipeline)
         node = outline.nodes.get(step_id) if outline else None
         if node is not None:
@@ -132,9 +163,16 @@ class PipelineEditor(QWidget):
     def _cursor_moved(self, line: int) -> None:
         if self._syncing:
             return
+        connector = connector_rules.connector_at_line(self.document.last_good, line)
+        if connector is not None and connector.name:
+            if connector.name != self.connectors.selected():
+                self.connectors.select(connector.name)
+                self.connectorSelected.emit(connector.name)
+            return
         for name, outline in self.document.last_good.pipelines.items():
             node = outline.node_at_line(line)
             if node is not None:
+                self.connectors.select("")
                 self._syncing = True
                 try:
                     self.graph.select_step(name, node.id)

@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.editor import connector_refs, connector_rules
 from app.editor.document import PipelineDocument
 from app.editor.form_fields import Field
 from app.editor.form_values import RelPath, Roles
@@ -37,7 +38,7 @@ from app.editor.jq_field import context_keys
 from app.editor.outline import Outline, PipelineOutline, StepNode, YamlPath
 from app.editor.schema_form import FormPlan, SchemaForm
 from app.icons import icon, step_icon
-from engine.service.models import DiagnosticInfo, StepTypeInfo
+from engine.service.models import ConnectorTypeInfo, DiagnosticInfo, StepTypeInfo
 
 log = logging.getLogger("wfstudio.app")
 
@@ -98,6 +99,8 @@ class PropertyPanel(QWidget):
         self._node: StepNode | None = None
         self._outline: PipelineOutline | None = None
         self._modules: list[str] = []
+        self._connector_infos: dict[str, ConnectorTypeInfo] = {}
+        self._connector_names: dict[str, list[str]] = {}  # kind -> declared names (emit's combo)
         self._diagnostics: list[DiagnosticInfo] = []
         self._completions: list[str] = []
         self._signatures: tuple[Any, ...] = ()
@@ -111,6 +114,10 @@ class PropertyPanel(QWidget):
     def set_type_infos(self, infos: list[StepTypeInfo]) -> None:
         self._infos = {info.name: info for info in infos}
         self._signatures = ()
+        self._refresh()
+
+    def set_connector_types(self, infos: list[ConnectorTypeInfo]) -> None:
+        self._connector_infos = {info.name: info for info in infos}
         self._refresh()
 
     def show_step(self, document: PipelineDocument | None, pipeline: str, step_id: str | None) -> None:
@@ -295,6 +302,8 @@ class PropertyPanel(QWidget):
             self._show_placeholder(f"The step {self._step_id!r} is no longer in pipeline {self._pipeline!r}.")
             return
         self._outline, self._node, self._modules = pipeline, node, list(outline.modules)
+        self._connector_names = {kind: connector_rules.names_of_kind(outline, kind, self._connector_infos)
+                                 for kind in (connector_rules.SOURCE, connector_rules.SINK)}
         keys = context_keys(pipeline, node)
         if keys != self._completions:  # a new list object makes every jq field reload its completer
             self._completions = keys
@@ -351,7 +360,7 @@ class PropertyPanel(QWidget):
                       substeps=dict(info.substep_keys))
         if info.substep_keys:
             notes.append(f"Sub-steps ({', '.join(info.substep_keys)}) are edited in the graph.")
-        return step_plan, FormPlan(info.schema_, ("config",), roles, self._overrides), notes
+        return step_plan, connector_refs.config_plan(info, roles, self._overrides), notes
 
     def _show_forms(self, node: StepNode) -> None:
         value = node.value
@@ -453,6 +462,8 @@ class PropertyPanel(QWidget):
     def names_for(self, role: str) -> list[str]:
         if role == "module":
             return list(dict.fromkeys(self._modules))
+        if role in self._connector_names:
+            return self._connector_names[role]
         pipeline, node = self._outline, self._node
         if pipeline is None or node is None:
             return []

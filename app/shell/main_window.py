@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QMainWindow,
     QMessageBox,
+    QStackedWidget,
     QToolButton,
     QVBoxLayout,
     QWidget,
@@ -36,6 +37,7 @@ from app.connections.status import ConnectionStatus
 from app.debugger.breakpoints_panel import BreakpointsPanel
 from app.debugger.pane import DebuggerPane
 from app.dlq.dlq_panel import DlqPanel
+from app.editor.connector_panel import ConnectorPanel
 from app.editor.outline import TypeShape, type_shapes
 from app.editor.palette import StepPalette
 from app.editor.pipeline_editor import PipelineEditor
@@ -108,6 +110,11 @@ class MainWindow(QMainWindow):
         self.tree = WorkspaceTree()
         self.palette = StepPalette()
         self.properties = PropertyPanel()
+        self.connector_panel = ConnectorPanel()
+        # The Properties dock shows the selected step or the selected connector.
+        self.property_stack = QStackedWidget(objectName="propertyStack")
+        self.property_stack.addWidget(self.properties)
+        self.property_stack.addWidget(self.connector_panel)
         self.problems = ProblemsPanel()
         self.output = OutputPanel()
         self.hub = SelectionHub(self)
@@ -127,7 +134,7 @@ class MainWindow(QMainWindow):
         self.docks: dict[str, QDockWidget] = {}
         self._dock("Workspace", self.tree, Qt.DockWidgetArea.LeftDockWidgetArea)
         self._dock("Steps", self.palette, Qt.DockWidgetArea.LeftDockWidgetArea)
-        self._dock("Properties", self.properties, Qt.DockWidgetArea.RightDockWidgetArea)
+        self._dock("Properties", self.property_stack, Qt.DockWidgetArea.RightDockWidgetArea)
         self._dock("Problems", self.problems, Qt.DockWidgetArea.BottomDockWidgetArea)
         self._dock("Output", self.output, Qt.DockWidgetArea.BottomDockWidgetArea)
         self._dock("Executions", self.executions, Qt.DockWidgetArea.BottomDockWidgetArea)
@@ -176,6 +183,10 @@ class MainWindow(QMainWindow):
         self.properties.currentStepChanged.connect(self._panel_moved)
         self.properties.problemActivated.connect(
             lambda line, col: (e := self.current_editor()) is not None and e.go_to(line, col))
+        self.connector_panel.problemActivated.connect(
+            lambda line, col: (e := self.current_editor()) is not None and e.go_to(line, col))
+        self.connector_panel.currentConnectorChanged.connect(
+            lambda name: (e := self.current_editor()) is not None and e.connectors.select(name))
         asyncqt.errors.reported.connect(self._show_error)
         self.output.executionRequested.connect(self.open_execution)
         self.dlq.openExecution.connect(self.open_execution)
@@ -345,10 +356,13 @@ class MainWindow(QMainWindow):
         infos = backend.type_infos
         self.palette.set_type_infos(infos)
         self.properties.set_type_infos(infos)
+        self.connector_panel.set_connector_types(backend.connector_infos)
+        self.properties.set_connector_types(backend.connector_infos)
         shapes = self.shapes()
         for editor in self.editors():
             editor.document.set_shapes(shapes)
             editor.set_type_infos(infos)
+            editor.set_connector_types(backend.connector_infos)
         version = backend.version
         where = version.store if version and version.store else ""
         self.backend_label.setText(f"{backend.label} · engine {version.engine_version if version else '?'}")
@@ -391,6 +405,8 @@ class MainWindow(QMainWindow):
     def _editor_opened(self, editor: PipelineEditor) -> None:
         """Route a new tab's signals and give it what the window knows."""
         editor.stepSelected.connect(self._step_selected)
+        editor.connectorSelected.connect(self._connector_selected)
+        editor.set_connector_types(self.backend.connector_infos if self.backend else [])
         editor.graph.breakpointToggleRequested.connect(self._toggle_breakpoint)
         editor.validateRequested.connect(lambda e=editor: self.validate_editor(e))
         editor.yaml.cursorLineChanged.connect(lambda line: self.cursor_label.setText(f"Ln {line}"))
@@ -406,6 +422,8 @@ class MainWindow(QMainWindow):
             self.properties.show_step(editor.document, editor.current_pipeline() or "", None)
         else:
             self.properties.show_step(None, "", None)
+        self.connector_panel.show_connector(None, None)
+        self.property_stack.setCurrentWidget(self.properties)
         name = editor.path.name if editor and editor.path else ""
         mark = "*" if editor and editor.document.is_modified() else ""
         self.setWindowTitle(" — ".join(p for p in (f"{name}{mark}", self.workspace.name,
@@ -446,6 +464,7 @@ class MainWindow(QMainWindow):
         if editor is not None:
             editor.set_diagnostics([d for d in diagnostics if Path(d.file).resolve() == Path(file).resolve()])
             self.properties.set_diagnostics(editor.diagnostics)
+            self.connector_panel.set_diagnostics(editor.diagnostics)
 
     def _counts_changed(self, errors: int, warnings: int) -> None:
         self.problem_label.setText(f"✖ {errors}  ⚠ {warnings}")
@@ -466,6 +485,20 @@ class MainWindow(QMainWindow):
         editor = self.current_editor()
         if editor is not None:
             self.properties.show_step(editor.document, pipeline, step_id or None)
+            if step_id:
+                self.connector_panel.flush()
+                self.property_stack.setCurrentWidget(self.properties)
+
+    def _connector_selected(self, name: str) -> None:
+        editor = self.current_editor()
+        if editor is None:
+            return
+        self.properties.flush()
+        self.connector_panel.show_connector(editor.document, name or None)
+        self.connector_panel.set_diagnostics(editor.diagnostics)
+        self.property_stack.setCurrentWidget(self.connector_panel if name else self.properties)
+        if name:
+            self.docks["Properties"].raise_()
 
     def insert_step_type(self, type_name: str) -> None:
         """Palette double-click: add a step of that type after the selection (or at the end)."""
