@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from engine.connectors.pgoutput import parse_lsn
 from engine.service.local import LocalService
 from engine.service.models import ExecutionFilter, ExecutionSummary
 from tests.connectors.pg_cdc_support import CdcDatabase, cdc_db, pipeline_file  # noqa: F401
@@ -44,7 +45,7 @@ async def _completed(service: LocalService, count: int) -> list[ExecutionSummary
     except AssertionError as exc:  # say what the source saw
         raise AssertionError(f"{exc}; sources: {await service.list_sources()}") from None
     full = [await service.get_execution(e.id) for e in found]
-    return sorted(full, key=lambda e: (e.trigger_payload["data"]["lsn"].zfill(20),
+    return sorted(full, key=lambda e: (parse_lsn(e.trigger_payload["data"]["lsn"]),
                                        e.trigger_payload["data"]["index"]))
 
 
@@ -335,3 +336,41 @@ async def test_two_services_on_one_pg_store_take_turns_on_the_slot(
     finally:
         await asyncio.gather(first.close(), second.close())
     assert sorted(int(r.trigger_payload["subject"]) for r in runs) == [1, 2, 3, 4, 5, 6]
+
+
+async def test_a_snapshot_cut_short_leaves_no_slot_and_is_taken_again(
+        tmp_path: Path, cdc_db: CdcDatabase, gate: _Gate) -> None:  # noqa: F811
+    """The named slot appears only once every snapshot row was taken in: stopped halfway,
+    the source leaves no slot (its temporary one dies with its connection), and the next
+    start snapshots again at a new LSN: every row at least once, nothing lost."""
+    db = cdc_db
+    db.sql(ITEMS)
+    db.sql("INSERT INTO items (id, name) SELECT i, 'n' || i FROM generate_series(1, 5) i")
+    steps = ("      - {name: wait, type: step.http_call, config: {url: \"" + gate.url
+             + "\", timeout: 60s}}\n"
+             "      - {name: out, type: step.pipeline_output, config: {values: {op: \"{{ .data.op }}\"}}}\n")
+    service = await _open(tmp_path, pipeline_file(db, mode="snapshot", steps=steps,
+                                                  batch_size=1, max_in_flight=1))
+    try:
+        await service.start_source("changes")
+        await wait_for_condition(gate.arrived.is_set, "the first row's execution to start")
+        runtime = service.sources.get("changes")
+        await wait_for_condition(lambda: runtime.counters.delivered >= 2,
+                                 "the second row to wait for the intake")
+        slots = db.slots()
+        assert db.slot not in slots
+        assert [s["temporary"] for s in slots.values()] == [True]
+        await service.stop_source("changes")
+        await wait_for_condition(lambda: not db.slots(), "the temporary slot to go")
+        gate.open.set()
+        await service.start_source("changes")
+        runs = await _completed(service, 6)  # row 1 of the first snapshot, then all five
+        await _slot_made(db)
+    finally:
+        await service.close()
+    events = [r.trigger_payload for r in runs]
+    points = sorted({e["data"]["lsn"] for e in events}, key=parse_lsn)
+    assert len(points) == 2
+    second = sorted(int(e["subject"]) for e in events if e["data"]["lsn"] == points[1])
+    assert second == [1, 2, 3, 4, 5]
+    assert [e["subject"] for e in events if e["data"]["lsn"] == points[0]] == ["1"]
