@@ -125,9 +125,12 @@ def kill_and_count(server: Server, event_ids: list[str], *, kills: int = 3,
     server.start()
     if publish is not None:
         publish()
+    def completed() -> int:
+        return len(completed_per_event(server.store, event_ids))
+
     for k in range(1, kills + 1):
         goal = total * k // (kills + 1)
-        wait_until(lambda goal=goal: len(completed_per_event(server.store, event_ids)) >= goal,
+        wait_until(lambda: completed() >= goal,  # noqa: B023 - called before goal changes
                    f"{goal} of {total} events to complete before kill {k}", timeout=timeout,
                    interval=0.05)
         server.kill()

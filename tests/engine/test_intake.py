@@ -116,3 +116,17 @@ def test_recent_lists_newest_first_with_the_execution_status(store: Store) -> No
     assert [r.event_id for r in rows] == ["e4", "e3", "e2"]
     assert all(r.execution_status == "running" for r in rows)
     assert intake.recent(store, "acme", "orders") == []
+
+
+def test_an_event_whose_execution_ended_without_finish_is_settled(store: Store) -> None:
+    """A process that died between an execution's end and its ``finish`` leaves the event
+    started, envelope kept; the next look settles it (and leaves running ones alone)."""
+    ended, running = admission("ended"), admission("running")
+    intake.take(store, "default", [ended, running])
+    with store.begin() as conn:
+        conn.exec_driver_sql(f"UPDATE executions SET status = 'completed' "
+                             f"WHERE id = '{ended.execution_id}'")
+    assert intake.settle_ended(store, "default", "orders") == 1
+    rows = intake.lookup(store, "default", "orders", ["ended", "running"])
+    assert rows["ended"].status == "done" and rows["running"].status == "started"
+    assert intake.settle_ended(store, "default", "orders") == 0
