@@ -120,6 +120,7 @@ async def shoot(out: Path) -> list[Path]:
             save(palette, "command-palette")
             palette.close()
             routing.document.undo_stack.undo()
+            await _connectors_scene(window, save)
             await _execution_scenes(window, backend, save)
             await _sources_scene(window, save, "")
         else:
@@ -234,6 +235,58 @@ async def _execution_scenes(window: object, backend: object, save: object) -> No
         await _settle(None)
         save(connections, "connections-dialog")
         connections.close()
+
+
+CONNECTORS = """\
+name: shop
+connectors:
+  - name: stripe
+    type: source.webhook
+    description: Payment events from Stripe
+    config:
+      path: /hooks/stripe
+      secret: "${STRIPE_WEBHOOK_SECRET:-whsec_dev_only}"
+      scheme: stripe
+      type: payment.succeeded
+      max_body: 262144
+  - name: orders
+    type: source.redis_streams
+    config: {url: "redis://127.0.0.1:6379/0", stream: orders, group: wfstudio}
+  - name: warehouse
+    type: sink.webhook
+    config: {url: "https://warehouse.example.com/hooks/ship", secret: "${WAREHOUSE_SECRET:-dev}"}
+pipelines:
+  paid:
+    trigger: {type: event, config: {connector: stripe}}
+    steps:
+      - name: ship
+        type: step.emit
+        config: {connector: warehouse, type: com.example.order.ship, data: {order: "{{ .data.id }}"}}
+  take-order:
+    trigger: {type: event, config: {connector: orders, type: order.created}}
+    steps:
+      - {name: note, type: step.set, config: {values: {seen: true}}}
+"""
+
+
+async def _connectors_scene(window: object, save: object) -> None:
+    """A file's connectors under the graph, the webhook source selected: its form in the
+    Properties dock (the secret masked). The file goes afterwards."""
+    w = window
+    file = w.workspace / "shop.yaml"  # type: ignore[attr-defined]
+    file.write_text(CONNECTORS, encoding="utf-8")
+    try:
+        editor = w.open_file(file)  # type: ignore[attr-defined]
+        await _settle(None)
+        editor.graph.zoom_to_fit()
+        editor.select_connector("stripe")
+        await _wait(lambda: w.connector_panel.current() == "stripe")  # type: ignore[attr-defined]
+        await _settle(None, 20)
+        save(w, "connector-editor")  # type: ignore[operator]
+        save(w.connector_panel, "connector-panel")  # type: ignore[attr-defined,operator]
+        w.close_tab(w.tabs.indexOf(editor))  # type: ignore[attr-defined]
+    finally:
+        file.unlink(missing_ok=True)
 
 
 SOURCES = """\

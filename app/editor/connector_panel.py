@@ -157,6 +157,7 @@ class ConnectorPanel(QWidget):
         content = QVBoxLayout(self._content)
         content.setContentsMargins(0, 0, 0, 0)
         self._problems = named(QListWidget(), "connectorProblems")
+        self._problems.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)  # tooltips
         self._problems.itemActivated.connect(self._problem_clicked)
         self._problems.itemClicked.connect(self._problem_clicked)
         self._problems.hide()

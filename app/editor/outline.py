@@ -161,6 +161,9 @@ def parse_outline(text: str, shapes: Mapping[str, TypeShape] | None = None) -> O
                     name=str(value.get("name") or ""), type=str(value.get("type") or ""),
                     path=("connectors", index), line=item.start_mark.line + 1,
                     col=item.start_mark.column + 1, end_line=_end_line(item), value=value))
+        # A block item's end mark sits on the next item's "- ": it ends on the line before.
+        for before, after in pairwise(outline.connectors):
+            before.end_line = max(before.line, min(before.end_line, after.line - 1))
     pipelines = top.get("pipelines")
     if isinstance(pipelines, MappingNode):
         for key, node in pipelines.value:

@@ -175,8 +175,9 @@ def test_the_list_shows_the_files_connectors_and_a_click_shows_the_schema_form(w
 def test_the_text_cursor_on_a_connector_selects_it(window, shop, qloop):
     editor = window.open_file(shop)
     assert editor is not None
-    editor.go_to(12, 5)  # inside `notify`
+    editor.go_to(10, 5)  # the first line of `notify`, where the end mark of `orders` sits too
     until(qloop, lambda: window.connector_panel.current() == "notify")
+    assert [c.end_line for c in editor.document.outline.connectors] == [9, 14]
     assert editor.connectors.selected() == "notify"
     assert window.property_stack.currentWidget() is window.connector_panel
 
@@ -201,6 +202,9 @@ def test_an_unknown_type_says_so_and_the_validator_error_is_listed(window, works
     until(qloop, lambda: any("unknown connector type" in text for text in panel.problems()))
     problem = next(p for p in window.problems.visible_problems() if "redis_streamz" in p.message)
     assert problem.line == 4  # at the connector's type
+    click_row(qtbot, editor.connectors, "notify")
+    until(qloop, lambda: panel.current() == "notify")
+    assert panel.problems() == []  # each connector lists its own problems only
 
 
 # -- edits through the document -----------------------------------------------------------
