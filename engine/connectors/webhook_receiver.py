@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -29,7 +29,7 @@ from starlette.types import Receive, Scope, Send
 from engine import json_input
 from engine.connectors import signatures
 from engine.connectors.envelope import InvalidEnvelope, from_record, make
-from engine.connectors.types import Delivery, Intake, Outcome
+from engine.connectors.types import ConnectorError, Delivery, Intake, Outcome
 
 DEFAULT_MAX_BODY = 1024 * 1024
 MAX_BATCH = 256  # deliveries recorded in one transaction at most
@@ -62,12 +62,9 @@ class WebhookConfig:
     id_header: str | None = None
     signature_header: str = "X-Webhook-Signature"
     timestamp_header: str = "X-Webhook-Timestamp"
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def parse(cls, name: str, config: Mapping[str, Any]) -> WebhookConfig:
-        from engine.connectors.types import ConnectorError
-
         path = str(config.get("path") or "")
         if not path.startswith("/") or path.startswith("/api/") or "?" in path:
             raise ConnectorError(f"webhook {name!r}: path {path!r} must start with '/', not "

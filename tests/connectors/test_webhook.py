@@ -366,16 +366,16 @@ async def test_other_paths_still_need_a_key(tmp_path: Path) -> None:
 
 
 async def test_a_deployed_webhook_starts_its_tenants_pipelines_only(tmp_path: Path) -> None:
-    acme = f"""
+    acme = """
 connectors:
   - name: acme-hook
     type: source.webhook
-    config: {{path: /hooks/acme, scheme: github, secret: acme-secret, type: order.created}}
+    config: {path: /hooks/acme, scheme: github, secret: acme-secret, type: order.created}
 pipelines:
   acme-orders:
-    trigger: {{type: event, config: {{connector: acme-hook}}}}
+    trigger: {type: event, config: {connector: acme-hook}}
     steps:
-      - {{name: seen, type: step.set, config: {{values: {{id: "{{{{ .trigger.id }}}}"}}}}}}
+      - {name: seen, type: step.set, config: {values: {id: "{{ .trigger.id }}"}}}
 """
     async with serving(tmp_path) as served, httpx.AsyncClient(base_url=served.url) as client:
         _, secret = served.app.state.keys.create("acme-deployer", "acme", ["deploy"])
@@ -485,3 +485,33 @@ pipelines:
         assert await wait_for_condition(down, "the listener to close")
     finally:
         await service.close()
+
+
+async def test_the_studio_listener_reports_a_busy_port(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        text = f"""
+connectors:
+  - name: hook
+    type: source.webhook
+    config: {{path: /hooks/busy, secret: s, listen: "127.0.0.1:{port}"}}
+pipelines:
+  busy:
+    trigger: {{type: event, config: {{connector: hook}}}}
+    steps: [{{name: a, type: step.set, config: {{values: {{x: 1}}}}}}]
+"""
+        file = tmp_path / "busy.yaml"
+        file.write_text(text)
+        service = await LocalService.open([file], store=f"sqlite:///{tmp_path / 'busy.db'}")
+        try:
+            await service.start_source("hook")
+            runtime = service.sources.get("hook")
+            error = await wait_for_condition(lambda: runtime.counters.last_error,
+                                             "the source to report the busy port")
+            assert f"cannot listen on 127.0.0.1:{port}" in str(error)
+            assert "set 'listen' to a free host:port" in str(error)
+            assert (await service.list_sources())[0].state == "failing"
+        finally:
+            await service.close()
