@@ -7,8 +7,9 @@ change ``intake.deliver`` returned as acknowledged, so a change is confirmed onl
 execution's start (or DLQ entry) is durable, and anything not confirmed is read again
 after a stop, a crash or a refused batch (same ids, so the intake's dedup drops repeats).
 psycopg 3 has no streaming replication protocol; polling every ``poll_interval`` (20 ms)
-meets the latency goal without a new dependency (insert -> execution started p95 ~55 ms,
-``benchmarks/bench_sources_cdc.py``). A look at an idle slot first asks for the WAL flush
+meets the latency goal without a second driver (insert -> execution started p95 ~55-60 ms,
+``benchmarks/bench_sources_cdc.py``; psycopg2's streaming would save ~10 ms a change, see
+docs/connectors/postgres-cdc.md), and a refused batch is simply read again by the next peek. A look at an idle slot first asks for the WAL flush
 point (~0.1 ms) and peeks (0.5-3 ms: a decoding pass) only when it moved.
 
 An idle slot still pins WAL that other tables and databases write: every
