@@ -9,8 +9,9 @@ after a stop, a crash or a refused batch (same ids, so the intake's dedup drops 
 psycopg 3 has no streaming replication protocol; polling every ``poll_interval`` (20 ms)
 meets the latency goal without a second driver (insert -> execution started p95 ~55-60 ms,
 ``benchmarks/bench_sources_cdc.py``; psycopg2's streaming would save ~10 ms a change, see
-docs/connectors/postgres-cdc.md), and a refused batch is simply read again by the next peek. A look at an idle slot first asks for the WAL flush
-point (~0.1 ms) and peeks (0.5-3 ms: a decoding pass) only when it moved.
+docs/connectors/postgres-cdc.md), and a refused batch is simply read again by the next
+peek. A look at an idle slot first asks for the WAL flush point (~0.1 ms) and peeks
+(0.5-3 ms: a decoding pass) only when it moved.
 
 An idle slot still pins WAL that other tables and databases write: every
 ``heartbeat_seconds`` without progress, a tiny transactional logical message is written;
