@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -32,6 +33,8 @@ from engine.connectors.envelope import InvalidEnvelope, from_record, make
 from engine.connectors.types import ConnectorError, Delivery, Intake, Outcome
 
 DEFAULT_MAX_BODY = 1024 * 1024
+log = logging.getLogger("wfstudio.sources")
+
 MAX_BATCH = 256  # deliveries recorded in one transaction at most
 RETRY_AFTER = "5"  # seconds a sender is asked to wait after a 503
 # The header carrying a delivery's own id, by scheme (a redelivery repeats it); a Stripe
@@ -112,6 +115,11 @@ class WebhookEndpoint:
         except Refused as refused:
             status, headers = refused.status, refused.headers
             body = {"error": refused.code, "message": refused.message}
+        except Exception as exc:  # not acknowledged: the sender retries (a duplicate if recorded)
+            log.error("webhook %r: %s", self.config.name, exc, exc_info=exc)
+            status, headers = 503, {"Retry-After": RETRY_AFTER}
+            body = {"error": "unavailable", "message": "the event could not be taken now; send "
+                    "it again later"}
         await _send_json(send, status, body, headers)
 
     async def handle(self, scope: Scope, receive: Receive) -> tuple[int, dict[str, Any], dict[str, str]]:
