@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import sys
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
@@ -140,8 +141,11 @@ async def _send(service: StudioService, args: argparse.Namespace, data: Any) -> 
         if delivery.outcome == "dead_lettered" and delivery.dlq_entry:
             entry = await service.get_dlq(delivery.dlq_entry)
             print(f"error: {entry.error}")
-    failed = delivery.outcome in ("dead_lettered", "filtered") or status in ("failed",
-                                                                             "cancelled")
+    if status in UNFINISHED:
+        print(f"wfstudio: execution {delivery.execution_id} had not ended after --timeout "
+              f"{args.timeout}s; it runs on", file=sys.stderr)
+    failed = delivery.outcome in ("dead_lettered", "filtered") or status in (
+        "failed", "cancelled", *UNFINISHED)
     return 1 if failed else 0
 
 
@@ -216,7 +220,8 @@ def add_commands(sub: Any) -> None:
         description="Take a made-up event in through the source's intake, exactly as one from "
         "its transport would be (routing by type, the source's schema check, dedup by id), "
         "without using the transport, and wait for the execution it starts to end. Exit 1 "
-        "when the event was dead-lettered, no pipeline takes it, or its execution failed.")
+        "when the event was dead-lettered, no pipeline takes it, or its execution failed or "
+        "did not end within --timeout.")
     p.add_argument("name", metavar="NAME", help="the source's connector name")
     p.add_argument("--type", help="the CloudEvents type (default: the one the source's "
                    "trigger takes)")
