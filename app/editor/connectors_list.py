@@ -29,6 +29,7 @@ from app.executions.support import named
 from app.icons import icon, step_icon
 from engine.service.models import ConnectorTypeInfo
 
+QWIDGETSIZE_MAX = 16_777_215  # Qt's "no maximum"
 KIND_ICONS = {"source": "flow", "sink": "messaging"}
 
 
@@ -36,6 +37,7 @@ class ConnectorsList(QWidget):
     """objectName "connectorsList"; its tree is "connectorsTree"."""
 
     connectorSelected = Signal(str)  # name; "" when the selection is cleared
+    countChanged = Signal(int)  # connectors in the file: the owner may give the list more room
 
     def __init__(self, document: PipelineDocument, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -43,6 +45,7 @@ class ConnectorsList(QWidget):
         self.document = document
         self._infos: dict[str, ConnectorTypeInfo] = {}
         self._quiet = 0
+        self._count = -1
         self.title = named(QLabel(), "connectorsTitle")
         self.add_button = named(QToolButton(), "addConnector")
         self.add_button.setIcon(icon("add"))
@@ -70,14 +73,15 @@ class ConnectorsList(QWidget):
         self.tree.header().setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
         self.tree.header().setStretchLastSection(True)
         self.tree.itemSelectionChanged.connect(self._selection_changed)
-        self.empty = named(QLabel("No connectors in this file: add a source (events start pipelines) or a "
-                            "sink (emit steps send to it) with +."), "connectorsEmpty")
-        self.empty.setWordWrap(True)
+        self.empty = named(QLabel("none in this file"), "connectorsEmpty")
+        self.empty.setToolTip("Add a source (its events start pipelines) or a sink (emit steps send "
+                              "events to it) with +")
         self.empty.setEnabled(False)
 
         top = QHBoxLayout()
         top.setContentsMargins(6, 2, 4, 0)
         top.addWidget(self.title)
+        top.addWidget(self.empty)  # one line while the file has none: the graph keeps the room
         top.addStretch(1)
         top.addWidget(self.add_button)
         top.addWidget(self.delete_button)
@@ -87,7 +91,6 @@ class ConnectorsList(QWidget):
         layout.addLayout(top)
         layout.addWidget(self.message)
         layout.addWidget(self.tree, 1)
-        layout.addWidget(self.empty)
         document.outlineChanged.connect(self.refresh)
         self._fill_menu()
         self.refresh()
@@ -199,7 +202,22 @@ class ConnectorsList(QWidget):
         self.title.setText(f"<b>Connectors</b> ({count})" if count else "<b>Connectors</b>")
         self.tree.setVisible(count > 0)
         self.empty.setVisible(count == 0)
+        self.setMaximumHeight(self.preferred_height() if count == 0 else QWIDGETSIZE_MAX)
         self._update_buttons()
+        if count != self._count:
+            self._count = count
+            self.countChanged.emit(count)
+
+    def preferred_height(self) -> int:
+        """Room for the header and up to six rows (the header alone while there are none)."""
+        top = max(self.title.sizeHint().height(), self.add_button.sizeHint().height()) + 4
+        count = len(self._outline().connectors)
+        if count == 0:
+            return top
+        rows = min(count, 6)
+        row = self.tree.sizeHintForRow(0) if self.tree.topLevelItemCount() else self.fontMetrics().height()
+        tree = self.tree.header().sizeHint().height() + rows * row + 2 * self.tree.frameWidth() + 4
+        return top + tree + (self.message.sizeHint().height() if self.message.isVisibleTo(self) else 0)
 
     def _update_buttons(self) -> None:
         editable = self.document.outline.ok

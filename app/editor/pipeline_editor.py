@@ -79,6 +79,8 @@ class PipelineEditor(QWidget):
         self.graph_column.setStretchFactor(0, 4)
         self.graph_column.setStretchFactor(1, 1)
         self.graph_column.setSizes([520, 140])
+        self.connectors.countChanged.connect(self._fit_connectors)
+        self._fit_connectors()
         self.splitter = QSplitter(Qt.Orientation.Horizontal, objectName="editorSplitter")
         self.splitter.addWidget(self.graph_column)
         self.splitter.addWidget(self.yaml)
@@ -106,6 +108,15 @@ class PipelineEditor(QWidget):
 
     def set_type_infos(self, type_infos: list[StepTypeInfo]) -> None:
         self.graph.set_type_infos(type_infos)
+
+    def _fit_connectors(self, *_count: int) -> None:
+        # When connectors come or go the list gets the room its rows need; a drag of the
+        # splitter holds until the next change.
+        sizes = self.graph_column.sizes()
+        total = sum(sizes)
+        want = min(self.connectors.preferred_height(), total // 2)
+        if total > 0:
+            self.graph_column.setSizes([total - want, want])
 
     def set_connector_types(self, infos: list[ConnectorTypeInfo]) -> None:
         self.connectors.set_connector_types(infos)

@@ -357,3 +357,23 @@ def test_an_emit_step_offers_the_files_sinks_for_its_connector(qtbot, document, 
     combo.setCurrentIndex(1)
     combo.activated.emit(1)
     assert document.value_at(("pipelines", "handle", "steps", 0, "config", "connector")) == "rabbitmq"
+
+
+def test_the_list_is_one_line_until_the_file_has_connectors(qtbot, workspace, type_infos, connector_infos):
+    path = workspace / "plain.yaml"
+    path.write_text(PLAIN, encoding="utf-8")
+    editor = PipelineEditor(PipelineDocument.load(path, type_shapes(type_infos)), type_infos)
+    qtbot.addWidget(editor)
+    editor.set_connector_types(connector_infos)
+    editor.resize(1000, 700)
+    editor.show()
+    qtbot.waitExposed(editor)
+    connectors = editor.connectors
+    assert connectors.height() <= connectors.add_button.sizeHint().height() + 8  # the graph keeps the room
+    connectors.add_connector("source.schedule")
+    connectors.add_connector("sink.webhook")
+    qtbot.waitUntil(lambda: editor.graph_column.sizes()[1] >= connectors.preferred_height())
+    assert connectors.tree.isVisible() and connectors.names() == ["schedule", "webhook"]
+    editor.document.undo_stack.undo()
+    editor.document.undo_stack.undo()
+    qtbot.waitUntil(lambda: connectors.height() <= connectors.add_button.sizeHint().height() + 8)
