@@ -515,3 +515,22 @@ pipelines:
             assert (await service.list_sources())[0].state == "failing"
         finally:
             await service.close()
+
+
+async def test_malformed_signature_headers_are_refused_with_what_is_wrong(tmp_path: Path) -> None:
+    async with serving(tmp_path) as served, httpx.AsyncClient(base_url=served.url) as client:
+        body = stripe_event("evt_malformed")
+        cases = [
+            ("/hooks/stripe", {"Stripe-Signature": "v1=abc"}, "t=<unix time>"),
+            ("/hooks/stripe", {"Stripe-Signature": "t=soon,v1=abc"}, "not a Unix time"),
+            ("/hooks/github", {"X-Hub-Signature-256": "sha1=abc"}, "sha256=<hex>"),
+            ("/hooks/generic", {"X-Webhook-Signature": "sha256=abc"}, "X-Webhook-Timestamp"),
+            ("/hooks/generic", {"X-Webhook-Signature": "sha256=abc",
+                                "X-Webhook-Timestamp": "yesterday"}, "not a Unix time"),
+        ]
+        for path, headers, says in cases:
+            answer = await client.post(path, content=body,
+                                       headers={"Content-Type": "application/json", **headers})
+            assert answer.status_code == 401, (path, headers)
+            assert says in answer.json()["message"], answer.json()
+        assert served.events() == {}
