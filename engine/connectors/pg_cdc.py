@@ -256,7 +256,9 @@ class PostgresCdcSource:
                                            commit_time=begin.commit_time)
                     changes.append(self._delivery(event))
             elif isinstance(message, Message) and not message.transactional:
-                done.append(_Transaction(message.lsn))  # nothing to deliver, a point to confirm
+                # Nothing to deliver, but a point to confirm (the LSN a message carries is
+                # the end of its record, so it is not handed out again).
+                done.append(_Transaction(message.lsn))
         return done
 
     def _delivery(self, event: dict[str, Any]) -> Delivery:

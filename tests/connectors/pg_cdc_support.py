@@ -45,6 +45,13 @@ class CdcDatabase:
                         (self.slot, self.publication))
         return int(rows[0][0])
 
+    def peek_rows(self) -> int:
+        """Every message the slot would hand the source now, messages included."""
+        rows = self.sql("SELECT count(*) FROM pg_logical_slot_peek_binary_changes(%s, NULL, "
+                        "NULL, 'proto_version', '1', 'publication_names', %s, "
+                        "'messages', 'true')", (self.slot, self.publication))
+        return int(rows[0][0])
+
     def wal_lsn(self) -> str:
         return str(self.sql("SELECT pg_current_wal_lsn()::text")[0][0])
 

@@ -374,3 +374,22 @@ async def test_a_snapshot_cut_short_leaves_no_slot_and_is_taken_again(
     second = sorted(int(e["subject"]) for e in events if e["data"]["lsn"] == points[1])
     assert second == [1, 2, 3, 4, 5]
     assert [e["subject"] for e in events if e["data"]["lsn"] == points[0]] == ["1"]
+
+
+async def test_someone_elses_lone_message_is_stepped_over(tmp_path: Path,
+                                                         cdc_db: CdcDatabase) -> None:  # noqa: F811
+    """A non-transactional logical message (another tool's) carries nothing to deliver; the
+    slot is confirmed past it, so it is not handed out again on every look."""
+    db = cdc_db
+    db.sql(ITEMS)
+    service = await _open(tmp_path, pipeline_file(db, heartbeat_seconds=3600))
+    try:
+        await service.start_source("changes")
+        await _slot_made(db)
+        [(lsn,)] = db.sql("SELECT pg_logical_emit_message(false, 'someone.else', 'hi')::text")
+        await wait_for_condition(lambda: db.confirmed_at_least(lsn), "the slot to reach it")
+        await wait_for_condition(lambda: db.peek_rows() == 0, "the slot to be past it")
+        [info] = await service.list_sources()
+        assert (info.delivered, info.last_error) == (0, None)
+    finally:
+        await service.close()
