@@ -180,7 +180,16 @@ class ScheduleSource:
     def __init__(self, name: str, config: dict[str, Any]):
         self.name = name
         self.label = name.removeprefix(PREFIX)
-        self.settings = settings(config)
+        try:
+            self._settings: Settings | ConnectorError = settings(config)
+        except ConnectorError as exc:
+            self._settings = exc  # raised by run(): the runtime shows it as the source's error
+
+    @property
+    def settings(self) -> Settings:
+        if isinstance(self._settings, ConnectorError):
+            raise self._settings
+        return self._settings
 
     def event(self, scheduled: datetime, fired: datetime) -> dict[str, Any]:
         s = self.settings
@@ -268,6 +277,6 @@ def register(registry: Registry) -> None:
         name=TYPE, factory=ScheduleSource,
         description="Fires a pipeline on a cron schedule (one execution per fire, however "
                     "many processes serve the store)",
-        schema=SCHEMA, example={"cron": "*/5 * * * *", "timezone": "Europe/Paris"})
-    setattr(kind, "lag_unit", "seconds")  # noqa: B010 - the lag reported: how late the last fire was
+        schema=SCHEMA, example={"cron": "*/5 * * * *", "timezone": "Europe/Paris"},
+        lag_unit="seconds", lag_alert=60)  # the lag: how late the last fire was
     registry.add_source(kind)

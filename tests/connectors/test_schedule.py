@@ -177,3 +177,31 @@ pipelines:
                                  datetime(year - 1, 12, 31, 23, tzinfo=UTC)]
         [info] = [s for s in await service.list_sources() if s.name == "schedule:yearly"]
         assert info.started == 2 and info.last_error is None
+
+
+async def test_declared_schedule_connector_fires_and_reports_a_bad_cron(tmp_path: Path) -> None:
+    """source.schedule can also be declared as a connector that an event trigger names; a
+    cron the file check cannot see (connector configs are checked by their JSON Schema
+    only) is the source's error, not a crash."""
+    file = write(tmp_path, f"""\
+connectors:
+  - {{name: ticks, type: source.schedule, config: {{cron: "* * * * * *"}}}}
+  - {{name: broken, type: source.schedule, config: {{cron: "61 * * * *"}}}}
+pipelines:
+  on-tick:
+    trigger: {{type: event, config: {{connector: ticks, type: {FIRED}}}}}
+    {STEP}
+  never:
+    trigger: {{type: event, config: {{connector: broken}}}}
+    {STEP}
+""")
+    async with await LocalService.open([file], store=f"sqlite:///{tmp_path / 's.db'}") as service:
+        await service.start_source("ticks")
+        await service.start_source("broken")
+        await wait_completed(service, "ticks", "ticks", 2)
+
+        async def failing() -> str:
+            [info] = [s for s in await service.list_sources() if s.name == "broken"]
+            return (info.last_error or "") if info.state == "failing" else ""
+        error: str = await wait_for_condition(failing, "the broken schedule to report its error")
+        assert "invalid cron expression '61 * * * *'" in error

@@ -108,6 +108,16 @@ def test_latest_missed_fires_are_bounded_and_ordered() -> None:
         utc(2025, 12, 31, 23, 59, 59), utc(2026, 1, 1)]
 
 
+def test_catch_up_across_a_repeated_hour_follows_the_same_rules() -> None:
+    # walking backwards over Paris's fall-back night: the daily job once, hourly both passes
+    daily = Schedule.of("30 2 * * *", "Europe/Paris")
+    assert daily.latest(utc(2026, 10, 24, 12), utc(2026, 10, 26, 12), 5) == [
+        utc(2026, 10, 25, 0, 30), utc(2026, 10, 26, 1, 30)]
+    hourly = Schedule.of("0 * * * *", "Europe/Paris")
+    assert hourly.latest(utc(2026, 10, 24, 22, 30), utc(2026, 10, 25, 2, 30), 10) == [
+        utc(2026, 10, 24, 23), utc(2026, 10, 25, 0), utc(2026, 10, 25, 1), utc(2026, 10, 25, 2)]
+
+
 def test_event_ids_are_stable_and_parse_back() -> None:
     moment = datetime(2026, 10, 25, 2, 30, tzinfo=UTC)
     assert event_id("nightly", moment) == "nightly@2026-10-25T02:30:00Z"
@@ -125,12 +135,13 @@ def test_event_ids_are_stable_and_parse_back() -> None:
 
 
 def test_source_refuses_bad_settings_with_what_to_do() -> None:
+    # made without raising (a factory must not), the error comes from run() via .settings
     with pytest.raises(ConnectorError, match="invalid cron expression '61 \\* \\* \\* \\*'"):
-        ScheduleSource("schedule:p", {"cron": "61 * * * *"})
+        assert ScheduleSource("schedule:p", {"cron": "61 * * * *"}).settings
     with pytest.raises(ConnectorError, match="'missed' must be one of skip, catch_up"):
-        ScheduleSource("schedule:p", {"cron": "* * * * *", "missed": "later"})
+        assert ScheduleSource("schedule:p", {"cron": "* * * * *", "missed": "later"}).settings
     with pytest.raises(ConnectorError, match="unknown time zone 'Mars/Olympus'"):
-        ScheduleSource("schedule:p", {"cron": "* * * * *", "timezone": "Mars/Olympus"})
+        assert ScheduleSource("schedule:p", {"cron": "* * * * *", "timezone": "Mars/Olympus"}).settings
 
 
 # ---------------------------------------------------------------- the trigger's checks
