@@ -110,7 +110,9 @@ class Schedule:
         wall = moment.replace(tzinfo=None)
         first = wall.replace(fold=0, tzinfo=self.zone).utcoffset()
         second = wall.replace(fold=1, tzinfo=self.zone).utcoffset()
-        return first != second and moment.utcoffset() == second
+        # the clock went back: the earlier pass has the larger offset (in a gap, the smaller)
+        repeated = first is not None and second is not None and first > second
+        return repeated and moment.utcoffset() == second
 
     def _walk(self, start: datetime, forward: bool) -> Iterator[datetime]:
         from croniter import croniter

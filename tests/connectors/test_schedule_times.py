@@ -76,6 +76,12 @@ def test_fall_back_fixed_time_runs_once() -> None:
     # New York falls back on 1 November 2026 (01:00-02:00 twice): 01:15 runs at EDT only
     assert fires(Schedule.of("15 1 * * *", "America/New_York"), utc(2026, 10, 31, 12), 2) == [
         utc(2026, 11, 1, 5, 15), utc(2026, 11, 2, 6, 15)]
+    # southern hemisphere: Sydney goes from AEDT (+11) to AEST (+10) on 5 April 2026
+    assert fires(Schedule.of("30 2 * * *", "Australia/Sydney"), utc(2026, 4, 4, 12), 2) == [
+        utc(2026, 4, 4, 15, 30), utc(2026, 4, 5, 16, 30)]
+    # Dublin's tz data calls winter the "DST" period (a negative save): the rule still holds
+    assert fires(Schedule.of("30 1 * * *", "Europe/Dublin"), utc(2026, 10, 24, 12), 2) == [
+        utc(2026, 10, 25, 0, 30), utc(2026, 10, 26, 1, 30)]
 
 
 def test_fall_back_interval_job_runs_in_both_passes() -> None:
