@@ -331,6 +331,6 @@ def register(registry: Registry) -> None:
         "source.postgres_cdc", factory,
         "Row changes (insert, update, delete, truncate) of PostgreSQL tables by logical "
         "decoding (pgoutput); optionally the tables' rows first. One event per change, "
-        "confirmed to the slot only once recorded.", SCHEMA, EXAMPLE)
-    kind.lag_unit = "bytes of WAL"  # type: ignore[attr-defined]
+        "confirmed to the slot only once recorded.", SCHEMA, EXAMPLE,
+        lag_unit="bytes of WAL", lag_alert=16 * 1024 * 1024)
     registry.add_source(kind)

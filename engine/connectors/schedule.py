@@ -279,8 +279,6 @@ def register(registry: Registry) -> None:
         name=TYPE, factory=ScheduleSource,
         description="Fires a pipeline on a cron schedule (one execution per fire, however "
                     "many processes serve the store)",
-        schema=SCHEMA, example={"cron": "*/5 * * * *", "timezone": "Europe/Paris"})
-    # the lag: how late the last fire was; set after (older SourceTypes lack these fields)
-    setattr(kind, "lag_unit", "seconds")  # noqa: B010
-    setattr(kind, "lag_alert", 60)  # noqa: B010
+        schema=SCHEMA, example={"cron": "*/5 * * * *", "timezone": "Europe/Paris"},
+        lag_unit="seconds", lag_alert=60)  # the lag: how late the last fire was
     registry.add_source(kind)

@@ -111,6 +111,8 @@ class SourceType:
     example: dict[str, Any] | None = None
     # Config keys holding secrets (shown masked, never recorded).
     secret_keys: frozenset[str] = field(default_factory=frozenset)
+    lag_unit: str = "events"  # what ``report_lag`` counts
+    lag_alert: float = 1000  # the lag above which it shows as lagging (config ``lag_alert``)
 
 
 @dataclass
@@ -131,6 +133,9 @@ COMMON_SOURCE_PROPERTIES: dict[str, Any] = {
                        "description": "deliveries after which an event is dead-lettered"},
     "max_in_flight": {"type": "integer", "minimum": 1, "maximum": 10000, "default": 64,
                       "description": "executions running at once before intake slows down"},
+    "lag_alert": {"type": "number", "minimum": 0,
+                  "description": "the lag (in the source's unit) above which it shows as "
+                                 "lagging; each type has a default"},
 }
 
 

@@ -300,7 +300,7 @@ class SourceRuntime:
             return "stopped"
         if self.counters.last_error:
             return "failing"
-        lag_alert = self.config.get("lag_alert", 1000)
+        lag_alert = self.config.get("lag_alert", self.kind.lag_alert)
         if (self.counters.lag is not None and self.counters.lag > lag_alert) \
                 or len(self._running) >= self.max_in_flight:
             return "lagging"

@@ -1,7 +1,8 @@
 """The sources of the loaded files: which exist, which run, and the service calls on them.
 
 A source is a connector of a ``source.*`` type that at least one pipeline of its file takes
-events from (an ``event`` trigger naming it). There is one per (tenant, connector name): a
+events from (an ``event`` trigger naming it), or the implicit ``schedule:<pipeline>`` of a
+pipeline with an enabled ``schedule`` trigger (``engine.service.schedules``). There is one per (tenant, connector name): a
 file the server was started with serves tenant ``default``; a deployed file, its owner.
 ``wfstudio serve`` starts them all (``autostart``) and starts again those whose file
 changed; the studio starts them on demand.
@@ -144,7 +145,8 @@ class SourceManager:
         if runtime is None:
             known = ", ".join(r.name for r in self.visible()) or "none"
             raise NotFound(f"no source named {name!r} (sources: {known}); a source is a "
-                           "connector of a source type that a pipeline's event trigger names")
+                           "connector of a source type that a pipeline's event trigger names, or "
+                           "schedule:<pipeline> for an enabled schedule trigger")
         return runtime
 
     # ------------------------------------------------------------------ service calls
@@ -177,7 +179,7 @@ class SourceManager:
             delivered=c.delivered, acknowledged=c.acknowledged, redelivered=c.redelivered,
             dead_lettered=c.dead_lettered, filtered=c.filtered, started=c.started,
             in_flight=runtime.in_flight, lag=c.lag,
-            lag_unit=str(getattr(runtime.kind, "lag_unit", "")) or "events",
+            lag_unit=runtime.kind.lag_unit,
             last_error=c.last_error, since=runtime.since if runtime.running else None)
 
     async def start(self, name: str) -> SourceInfo:
