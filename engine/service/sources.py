@@ -2,8 +2,9 @@
 
 A source is a connector of a ``source.*`` type that at least one pipeline of its file takes
 events from (an ``event`` trigger naming it), or the implicit ``schedule:<pipeline>`` of a
-pipeline with an enabled ``schedule`` trigger (``engine.service.schedules``). There is one per (tenant, connector name): a
-file the server was started with serves tenant ``default``; a deployed file, its owner.
+pipeline with an enabled ``schedule`` trigger (``engine.service.schedules``). There is one
+per (tenant, connector name): a file the server was started with serves tenant
+``default``; a deployed file, its owner.
 ``wfstudio serve`` starts them all (``autostart``) and starts again those whose file
 changed; the studio starts them on demand.
 """
