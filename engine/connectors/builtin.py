@@ -13,11 +13,12 @@ if TYPE_CHECKING:
 
 
 def register(registry: Registry) -> None:
-    from engine.connectors import rabbitmq, schedule, sqs
+    from engine.connectors import rabbitmq, redis_streams, schedule, sqs
 
     schedule.register(registry)
     sqs.register(registry)
     rabbitmq.register(registry)
+    redis_streams.register(registry)
     from engine.connectors import pg_cdc
 
     pg_cdc.register(registry)
