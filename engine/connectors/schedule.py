@@ -41,7 +41,6 @@ from engine.connectors.types import (
 
 if TYPE_CHECKING:
     from engine.steps.base import Registry
-    from engine.store.store import Store
 
 TYPE = "source.schedule"
 FIRED = "wfstudio.schedule.fired"
@@ -246,15 +245,7 @@ class ScheduleSource:
 
     async def last_fire(self, intake: Intake) -> datetime | None:
         """The latest scheduled time this source's rows record (any process, any run)."""
-        store: Store | None = getattr(intake, "store", None)  # the engine's intake has one
-        if store is None:
-            intake.report_error("catch_up needs the store's record of past fires; this "
-                                "intake has none, so missed fires are skipped")
-            return None
-        from engine.store import intake as intake_store
-
-        latest = await asyncio.to_thread(intake_store.last_event_id, store, intake.tenant,
-                                         self.name, f"{self.label}@")
+        latest = await intake.last_event_id(f"{self.label}@")
         return parse_event_id(self.label, latest) if latest else None
 
     async def close(self) -> None:
@@ -280,5 +271,5 @@ def register(registry: Registry) -> None:
         description="Fires a pipeline on a cron schedule (one execution per fire, however "
                     "many processes serve the store)",
         schema=SCHEMA, example={"cron": "*/5 * * * *", "timezone": "Europe/Paris"},
-        lag_unit="seconds", lag_alert=60)  # the lag: how late the last fire was
+        trigger_type="schedule", lag_unit="seconds", lag_alert=60)  # the lag: how late the last fire was
     registry.add_source(kind)

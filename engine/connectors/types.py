@@ -79,6 +79,11 @@ class Intake(Protocol):
         """``async with intake.lock(name):`` one holder across processes sharing the store."""
         ...
 
+    async def last_event_id(self, prefix: str = "") -> str | None:
+        """The largest id starting with ``prefix`` of the events this source took in (any
+        process, any run), e.g. a schedule's last fire; None if there is none."""
+        ...
+
 
 class Source(Protocol):
     async def run(self, intake: Intake) -> None:
@@ -111,6 +116,7 @@ class SourceType:
     example: dict[str, Any] | None = None
     # Config keys holding secrets (shown masked, never recorded).
     secret_keys: frozenset[str] = field(default_factory=frozenset)
+    trigger_type: str = "event"  # the executions' trigger type (the timeline shows it)
     lag_unit: str = "events"  # what ``report_lag`` counts
     lag_alert: float = 1000  # the lag above which it shows as lagging (config ``lag_alert``)
 

@@ -105,6 +105,10 @@ class SourceRuntime:
     def lock(self, name: str, timeout: float | None = None) -> Any:
         return self.store.lock(f"source:{self._tenant}:{name}", timeout)
 
+    async def last_event_id(self, prefix: str = "") -> str | None:
+        return await asyncio.to_thread(intake.last_event_id, self.store, self._tenant,
+                                       self.name, prefix)
+
     def acknowledged(self, count: int) -> None:
         self.counters.acknowledged += count
 
@@ -197,7 +201,8 @@ class SourceRuntime:
                               "schema_violation", pipeline.name)
         admission = intake.Admission(
             self.name, envelope["id"], event_type, pipeline.name, new_execution_id(), envelope,
-            redact_trigger(envelope, pipeline.record), self.definition.hash, delivery.attempt)
+            redact_trigger(envelope, pipeline.record), self.definition.hash, delivery.attempt,
+            self.kind.trigger_type)
         return admission, route
 
     # ------------------------------------------------------------------ executions
@@ -231,7 +236,7 @@ class SourceRuntime:
             self._active += 1
             try:
                 return await engine.run(pipeline, envelope, execution_id=execution_id,
-                                        trigger_type="event")
+                                        trigger_type=self.kind.trigger_type)
             finally:
                 self._active -= 1
 
@@ -273,7 +278,8 @@ class SourceRuntime:
             admission = intake.Admission(
                 self.name, unfinished.event_id, unfinished.envelope.get("type"),
                 route.pipeline.name, new_execution_id(), unfinished.envelope,
-                redact_trigger(unfinished.envelope, route.pipeline.record), self.definition.hash)
+                redact_trigger(unfinished.envelope, route.pipeline.record), self.definition.hash,
+                trigger_type=self.kind.trigger_type)
             try:
                 claimed = await asyncio.to_thread(intake.claim_rerun, self.store, unfinished,
                                                   admission)

@@ -43,6 +43,7 @@ class Admission:
     recorded_trigger: Any  # as the execution's row keeps it (redacted per ``record``)
     definition_hash: str
     attempt: int = 1
+    trigger_type: str = "event"  # "schedule" for a schedule's fires
 
 
 @dataclass
@@ -105,7 +106,7 @@ def take(store: Store, tenant: str, admissions: Sequence[Admission],
         if starts:
             conn.execute(models.executions.insert(), [{
                 "id": a.execution_id, "pipeline": a.pipeline, "status": "running",
-                "trigger_type": "event", "trigger_payload": a.recorded_trigger,
+                "trigger_type": a.trigger_type, "trigger_payload": a.recorded_trigger,
                 "started_at": now, "definition_hash": a.definition_hash, "tenant": tenant,
                 "event_count": 0, "owner": store.instance_id} for a in starts])
         letters = [d for d in dead if (d.source, d.event_id, None) in new]
@@ -235,7 +236,8 @@ def claim_rerun(store: Store, unfinished: Unfinished, admission: Admission) -> b
             return False
         conn.execute(ex.insert().values(
             id=admission.execution_id, pipeline=admission.pipeline, status="running",
-            trigger_type="event", trigger_payload=admission.recorded_trigger, started_at=now,
+            trigger_type=admission.trigger_type, trigger_payload=admission.recorded_trigger,
+            started_at=now,
             definition_hash=admission.definition_hash, tenant=unfinished.tenant,
             event_count=0, owner=store.instance_id, replay_of=unfinished.execution_id or None))
     return True

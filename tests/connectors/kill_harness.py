@@ -92,7 +92,7 @@ def completed_per_event(store: str, event_ids: Iterable[str] | None = None) -> C
     counts: Counter[str] = Counter()
     with Store.open(store) as opened, opened.read() as conn:
         rows = conn.exec_driver_sql(
-            "SELECT trigger_payload FROM executions WHERE trigger_type = 'event' "
+            "SELECT trigger_payload FROM executions WHERE trigger_type IN ('event', 'schedule') "
             "AND status = 'completed'").all()
     for (payload,) in rows:
         envelope = json.loads(payload) if isinstance(payload, str) else payload
@@ -107,7 +107,7 @@ def unfinished(store: str) -> int:
     without a rerun (their event row still points at them)."""
     with Store.open(store) as opened, opened.read() as conn:
         running = conn.exec_driver_sql(
-            "SELECT count(*) FROM executions WHERE trigger_type = 'event' AND status = 'running'"
+            "SELECT count(*) FROM executions WHERE trigger_type IN ('event', 'schedule') AND status = 'running'"
         ).scalar_one()
         pending = conn.exec_driver_sql(
             "SELECT count(*) FROM source_events WHERE status = 'started'").scalar_one()

@@ -77,6 +77,7 @@ pipelines:
             assert delivery.execution_id is not None
             run = started.pop(delivery.execution_id)
             envelope = run.trigger_payload
+            assert run.trigger_type == "schedule"
             assert envelope["id"] == event_id("tick", moment)
             data = envelope["data"]
             assert data["scheduled_time"] == moment.strftime("%Y-%m-%dT%H:%M:%SZ")
