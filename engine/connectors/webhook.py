@@ -33,10 +33,11 @@ DEFAULT_LISTEN = "127.0.0.1:8787"
 
 
 class WebhookHub:
-    """The webhook paths one server serves: path -> the endpoint of the source holding it."""
+    """The webhook paths one server serves: path -> the endpoint of the source holding it,
+    or None while that source is stopped or restarting (answered 503: try again later)."""
 
     def __init__(self) -> None:
-        self.routes: dict[str, WebhookEndpoint] = {}
+        self.routes: dict[str, WebhookEndpoint | None] = {}
 
     def register(self, endpoint: WebhookEndpoint) -> None:
         path = endpoint.config.path
@@ -49,7 +50,7 @@ class WebhookHub:
 
     def unregister(self, endpoint: WebhookEndpoint) -> None:
         if self.routes.get(endpoint.config.path) is endpoint:
-            del self.routes[endpoint.config.path]
+            self.routes[endpoint.config.path] = None
 
 
 # The hub of each server, by the store its service records into: a source finds the server

@@ -303,6 +303,12 @@ async def _send_json(send: Send, status: int, body: Any, headers: Mapping[str, s
     await send({"type": "http.response.body", "body": content})
 
 
+async def stopped(scope: Scope, receive: Receive, send: Send) -> None:
+    await _send_json(send, 503, {"error": "unavailable", "message": "the webhook source at "
+                                 f"{scope.get('path', '')} is not running; send it again later"},
+                     {"Retry-After": RETRY_AFTER})
+
+
 async def not_found(scope: Scope, receive: Receive, send: Send) -> None:
     await _send_json(send, 404, {"error": "not_found",
                                  "message": f"no webhook at {scope.get('path', '')}"}, {})

@@ -114,7 +114,8 @@ async def serving(tmp_path: Path, text: str = PIPELINES) -> AsyncIterator[Served
             service.sources.autostart = True
             await service.sources.refresh()
             wanted = {r.config["path"] for r in service.sources.runtimes.values()}
-            await wait_for_condition(lambda: wanted <= set(app.webhook_hub.routes),
+            routes = app.webhook_hub.routes
+            await wait_for_condition(lambda: all(routes.get(p) for p in wanted),
                                      "the webhook sources to register with the server")
             yield Served(f"http://127.0.0.1:{sock.getsockname()[1]}", store, service, app)
         finally:
@@ -359,6 +360,22 @@ async def test_answers_503_while_the_store_refuses_and_202_once_it_records(tmp_p
         assert await completed(served, "evt_refused") == 1
 
 
+async def test_a_stopped_source_s_path_answers_503_until_it_runs_again(tmp_path: Path) -> None:
+    async with serving(tmp_path) as served, httpx.AsyncClient(base_url=served.url) as client:
+        await served.service.stop_source("stripe")
+        body = stripe_event("evt_while_stopped")
+        stopped = await client.post("/hooks/stripe", content=body, headers=signed("stripe", body))
+        assert stopped.status_code == 503 and stopped.headers["retry-after"]
+        assert stopped.json()["error"] == "unavailable"
+        assert served.events() == {}
+        await served.service.start_source("stripe")
+        routes = served.app.webhook_hub.routes
+        await wait_for_condition(lambda: routes.get("/hooks/stripe"), "the source to serve again")
+        again = await client.post("/hooks/stripe", content=body, headers=signed("stripe", body))
+        assert again.status_code == 202
+        assert await completed(served, "evt_while_stopped") == 1
+
+
 async def test_other_paths_still_need_a_key(tmp_path: Path) -> None:
     async with serving(tmp_path) as served, httpx.AsyncClient(base_url=served.url) as client:
         assert (await client.post("/hooks/unknown", json={})).status_code == 401
@@ -383,9 +400,11 @@ pipelines:
                                     json={"yaml": acme, "file": "acme.yaml"})
         assert deployed.status_code == 200, deployed.text
         hub = served.app.webhook_hub
-        await wait_for_condition(lambda: "/hooks/acme" in hub.routes, "acme's webhook to register")
-        assert hub.routes["/hooks/acme"].tenant == "acme"
-        assert hub.routes["/hooks/generic"].tenant == "default"
+        acme_hook = await wait_for_condition(lambda: hub.routes.get("/hooks/acme"),
+                                             "acme's webhook to register")
+        generic_hook = hub.routes["/hooks/generic"]
+        assert acme_hook.tenant == "acme"
+        assert generic_hook is not None and generic_hook.tenant == "default"
 
         body = json.dumps({"order": "acme-1"}).encode()
         headers = {"Content-Type": "application/json", "X-GitHub-Delivery": "acme-1",
