@@ -439,8 +439,10 @@ class Store:
         row = dict(pipeline=pipeline, step=step, key=k, status="pending", owner=owner,
                    output=None, created=now, expires=now + ttl)
         with self.begin() as conn:
-            inserted = conn.execute(self._insert(t).values(row).on_conflict_do_nothing())
-            if inserted.rowcount == 1:
+            # RETURNING, not rowcount: SQLAlchemy may report -1 for an INSERT on PostgreSQL
+            inserted = conn.execute(self._insert(t).values(row).on_conflict_do_nothing()
+                                    .returning(t.c.key))
+            if inserted.first() is not None:
                 return True
             taken = conn.execute(
                 update(t).where(t.c.pipeline == pipeline, t.c.step == step, t.c.key == k,
