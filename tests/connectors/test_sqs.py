@@ -35,7 +35,7 @@ connectors:
 pipelines:
   handle:
     trigger: {{type: event, config: {{connector: inbox}}}}
-    record: full  # the default masks digit runs that look personal, e.g. in MessageIds
+    record: full  # the tests compare the recorded event whole (redacted masks what looks personal)
     steps:
       - {{name: first, type: step.set, config: {{values: {{got: "{{{{ .data }}}}"}}}}}}
       - {{name: second, type: step.set, config: {{values: {{kind: "{{{{ .type }}}}"}}}}}}
