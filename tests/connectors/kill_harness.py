@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -34,13 +35,27 @@ def free_port() -> int:
         return port
 
 
+def steady_port() -> int:
+    """A free port below the ephemeral range (32768+ on Linux), for a server restarted on
+    the same port: other tests' ``bind(0)`` never picks it while the server is down."""
+    for _ in range(200):
+        port = random.randint(20000, 32000)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port between 20000 and 32000")
+
+
 class Server:
     """``wfstudio serve FILE --store URL`` in a subprocess (its log kept in ``log``)."""
 
     def __init__(self, file: Path, store: str, log: Path, *, port: int | None = None,
                  env: dict[str, str] | None = None, args: Iterable[str] = ()):
         self.file, self.store, self.log = file, store, log
-        self.port = port or free_port()
+        self.port = port or steady_port()  # kept across restarts
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = env or {}
         self.args = list(args)
