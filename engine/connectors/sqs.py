@@ -421,7 +421,7 @@ def register(registry: Any) -> None:
         name="source.sqs", factory=SqsSource,
         description="Amazon SQS (or moto / LocalStack): long-polls a queue; a message is "
                     "deleted once its execution's start is recorded",
-        schema=SOURCE_CONFIG, secret_keys=SECRET_KEYS,
+        schema=SOURCE_CONFIG, secret_keys=SECRET_KEYS, lag_unit="messages",
         example={"queue_url": "https://sqs.eu-west-1.amazonaws.com/123456789012/orders",
                  "type": "order.created"}))
     registry.add_sink(SinkType(
