@@ -24,6 +24,7 @@ BENCHES = [
     ["bench_sources_cdc.py"],
     ["bench_sources_webhook.py"],
     ["bench_schedule.py"],
+    ["bench_sources_redis.py"],
 ]
 
 

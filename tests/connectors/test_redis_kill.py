@@ -20,8 +20,6 @@ from tests.connectors.kill_harness import Server, assert_exactly_once, kill_and_
 URL = "redis://127.0.0.1:6379/0"
 EVENTS = 2000
 
-# record: full, because the harness reads each execution's event id from its recorded
-# trigger, and the default (redacted) masks entry ids that pass as card numbers.
 PIPELINE = """
 connectors:
   - name: orders
@@ -29,7 +27,6 @@ connectors:
     config: {config}
 pipelines:
   handle:
-    record: full
     trigger: {{type: event, config: {{connector: orders}}}}
     steps:
       - {{name: first, type: step.set, config: {{values: {{n: "{{{{ .data.n }}}}"}}}}}}

@@ -42,9 +42,6 @@ connectors:
     config: {config}
 pipelines:
   handle:
-    # full: under the default (redacted) the recorded trigger masks entry ids that pass as
-    # card numbers (e.g. 1796688848416-2 -> ****4162); the tests read ids back from it.
-    record: full
     trigger: {{type: event, config: {{connector: inbox}}}}
     steps:
       - {{name: first, type: step.set, config: {{values: {{got: "{{{{ .data }}}}"}}}}}}
