@@ -288,7 +288,7 @@ class SqsSource:
         try:
             data: Any = json.loads(body)
             text = False
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, or nested past the parser: text
             data, text = body, True
         if isinstance(data, dict) and "specversion" in data:
             event = dict(data)

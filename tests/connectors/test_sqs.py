@@ -20,6 +20,7 @@ import pytest
 
 from engine.connectors import envelope
 from engine.connectors.sqs import SqsSink
+from engine.connectors.types import ConnectorError
 from engine.service.local import LocalService
 from engine.service.models import DlqFilter, ExecutionFilter, SourceInfo
 from engine.store.store import Store
@@ -166,7 +167,7 @@ async def test_a_batch_stays_hidden_while_a_slow_store_takes_it_in(
     url = new_queue()
     store = tmp_path / "store.db"
     file = pipeline_file(tmp_path, moto_server.config(url, wait_time_seconds=1,
-                                                      visibility_timeout=2))
+                                                      visibility_timeout=4))
     sqs = moto_server.client()
     async with serving(file, f"sqlite:///{store}") as service:
         await wait_for_condition(lambda: _when(source(service), lambda i: i.lag is not None),
@@ -178,9 +179,9 @@ async def test_a_batch_stays_hidden_while_a_slow_store_takes_it_in(
             sqs.send_message(QueueUrl=url, MessageBody='{"slow": true}')
             await wait_for_condition(lambda: _when(source(service), lambda i: i.delivered == 1),
                                      "the message to reach the intake", timeout=60)
-            # Four visibility timeouts with the intake stuck: the message must stay hidden
+            # Three visibility timeouts with the intake stuck: the message must stay hidden
             # (another consumer polling the queue gets nothing).
-            for _ in range(8):
+            for _ in range(12):
                 reply = await asyncio.to_thread(
                     sqs.receive_message, QueueUrl=url, WaitTimeSeconds=1, VisibilityTimeout=0)
                 assert not reply.get("Messages"), "the message reappeared mid-intake"
@@ -278,6 +279,38 @@ async def test_the_sink_on_a_fifo_queue_groups_and_deduplicates_by_event_id(
     assert [b["id"] for b in bodies] == ["order-1", "order-2"]
     assert {m["Attributes"]["MessageGroupId"] for m in reply["Messages"]} == {"orders"}
     assert two["message_id"] != one["message_id"]
+
+
+async def test_a_deeply_nested_body_is_taken_as_text(
+        tmp_path: Path, moto_server: Moto, new_queue: Callable[..., str]) -> None:
+    url = new_queue()
+    body = "[" * 50_000 + "]" * 50_000  # valid JSON the parser cannot nest into
+    sent = moto_server.client().send_message(QueueUrl=url, MessageBody=body)["MessageId"]
+    file = pipeline_file(tmp_path, moto_server.config(url, wait_time_seconds=1))
+    async with serving(file, f"sqlite:///{tmp_path / 'store.db'}") as service:
+        await wait_for_condition(lambda: drained(moto_server, url), "the message deleted",
+                                 timeout=60, interval=0.2)
+        info = await source(service)
+    assert info.delivered == 1 and info.acknowledged == 1
+    found = await asyncio.to_thread(_event_row, tmp_path / "store.db", sent)
+    assert found is not None, "no record of the message"
+
+
+def _event_row(store: Path, event_id: str) -> Any:
+    with sqlite3.connect(store) as db:
+        return db.execute("SELECT status FROM source_events WHERE event_id = ?",
+                          (event_id,)).fetchone()
+
+
+async def test_the_sink_says_when_its_queue_does_not_exist(moto_server: Moto) -> None:
+    config = moto_server.config("unused")
+    del config["queue_url"]
+    sink = SqsSink("out", {**config, "queue": "no-such-queue"})
+    try:
+        with pytest.raises(ConnectorError, match="'no-such-queue' does not exist"):
+            await sink.send(envelope.make("wfstudio:test", "x.y", {}))
+    finally:
+        await sink.close()
 
 
 async def test_a_missing_queue_and_a_refused_endpoint_say_so(
