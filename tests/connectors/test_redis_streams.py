@@ -397,3 +397,34 @@ class own_redis:
         if self.process is not None:
             self.process.terminate()
             self.process.wait(30)
+
+
+EMITTING = """
+connectors:
+  - name: shipped
+    type: sink.redis_streams
+    config: {config}
+pipelines:
+  ship:
+    steps:
+      - {{name: tell, type: step.emit, config: {{connector: shipped, type: order.shipped,
+                                                subject: "{{{{ .order }}}}",
+                                                data: {{order: "{{{{ .order }}}}"}}}}}}
+"""
+
+
+async def test_step_emit_adds_the_event_through_the_sink(
+        tmp_path: Path, r: redis.Redis, stream: str) -> None:
+    file = tmp_path / "ship.yaml"
+    file.write_text(EMITTING.format(config=json.dumps({"url": URL, "stream": stream,
+                                                       "maxlen": 1000})))
+    async with await LocalService.open([file], store=f"sqlite:///{tmp_path / 'store.db'}") as svc:
+        result = await svc.run("ship", {"order": "o-7"})
+    assert result.status == "completed", result.error
+    [(entry_id, fields)] = r.xrange(stream, "-", "+")
+    event = json.loads(fields["cloudevent"])
+    assert (event["type"], event["subject"], event["data"]) == ("order.shipped", "o-7",
+                                                                 {"order": "o-7"})
+    assert fields["id"] == event["id"] and fields["type"] == "order.shipped"
+    # The step's output carries what the sink said: the entry id and the stream.
+    assert entry_id in json.dumps(result.output) and result.output["stream"] == stream
