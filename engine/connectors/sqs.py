@@ -258,7 +258,8 @@ class SqsSource:
             reply = await client.receive_message(
                 QueueUrl=url, MaxNumberOfMessages=self.batch, WaitTimeSeconds=self.wait,
                 VisibilityTimeout=self.visibility,
-                AttributeNames=["ApproximateReceiveCount", "SentTimestamp"])
+                # (the current name of the deprecated AttributeNames)
+                MessageSystemAttributeNames=["ApproximateReceiveCount", "SentTimestamp"])
         except Exception as exc:
             raise _explain(exc, self.config, "ReceiveMessage") from None
         return list(reply.get("Messages") or [])
