@@ -246,8 +246,10 @@ class RedisStreamsSource:
             if not entries:
                 return
             after = _text(entries[-1][0])
-            await self._take(client, intake, entries, await self._counts(client, entries,
-                                                                         consumer))
+            entries = await self._drop_deleted(client, entries)
+            if entries:
+                await self._take(client, intake, entries,
+                                 await self._counts(client, entries, consumer))
 
     async def _claim(self, client: Redis, intake: Intake, consumer: str) -> None:
         """Take over what other consumers left pending for ``claim_idle_ms`` (they died or
@@ -257,11 +259,8 @@ class RedisStreamsSource:
             reply: Any = await _call(client.xautoclaim(
                 self.stream, self.group, consumer, min_idle_time=self.claim_idle_ms,
                 start_id=cursor, count=self.batch))
-            cursor, entries = reply[0], reply[1]
-            gone = [e[0] for e in entries if e[1] is None]  # deleted meanwhile (Redis 6.2)
-            if gone:
-                await _call(client.xack(self.stream, self.group, *gone))
-            entries = [e for e in entries if e[1] is not None]
+            cursor = reply[0]
+            entries = await self._drop_deleted(client, reply[1])
             if entries:
                 await self._take(client, intake, entries,
                                  await self._counts(client, entries, consumer))
@@ -272,6 +271,15 @@ class RedisStreamsSource:
             if name != consumer and int(info["pending"]) == 0 \
                     and int(info["idle"]) > max(CONSUMER_EXPIRY_MS, 10 * self.claim_idle_ms):
                 await _call(client.xgroup_delconsumer(self.stream, self.group, name))
+
+    async def _drop_deleted(self, client: Redis, entries: Sequence[Any]) -> list[Any]:
+        """``entries`` without those deleted (XDEL) while pending, which come back with no
+        fields (redis-py: ``{}``, or None on Redis 6.2; XADD cannot add an entry without
+        fields): nothing to take in, so they are acknowledged off the pending list."""
+        gone = [entry_id for entry_id, fields in entries if not fields]
+        if gone:
+            await _call(client.xack(self.stream, self.group, *gone))
+        return [entry for entry in entries if entry[1]]
 
     async def _counts(self, client: Redis, entries: Sequence[Any], consumer: str) -> dict[str, int]:
         """Each entry's delivery count, from XPENDING (XAUTOCLAIM and history reads have
