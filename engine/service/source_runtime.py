@@ -86,6 +86,7 @@ class SourceRuntime:
         # execution id -> its task, from its recorded start until it ends (waiting included)
         self._running: dict[str, asyncio.Task[Any]] = {}
         self._slots = asyncio.Semaphore(self.max_in_flight)
+        self._engines: dict[str, Engine] = {}
         self._active = 0
         self._room = asyncio.Event()
         self._room.set()
@@ -124,7 +125,9 @@ class SourceRuntime:
 
     async def deliver(self, deliveries: Sequence[Delivery]) -> list[Outcome]:
         self.counters.delivered += len(deliveries)
-        while len(self._running) >= self.max_in_flight:
+        # Room for one more batch's starts while max_in_flight run: the next batch is
+        # taken in while this one executes (waiting for all to end left the loop idle).
+        while len(self._running) >= 2 * self.max_in_flight:
             self._room.clear()
             await self._room.wait()
         outcomes: list[Outcome | None] = [None] * len(deliveries)
@@ -208,7 +211,10 @@ class SourceRuntime:
     # ------------------------------------------------------------------ executions
 
     def _launch(self, pipeline: str, envelope: Any, execution_id: str, event_id: str) -> None:
-        engine = self._engine_for(pipeline)
+        # The engine of a pipeline is looked up once: a changed file makes a new runtime.
+        engine = self._engines.get(pipeline)
+        if engine is None:
+            engine = self._engines[pipeline] = self._engine_for(pipeline)
         token = current_tenant.set(self._tenant)
         try:
             task = asyncio.ensure_future(self._run_one(engine, pipeline, envelope, execution_id))
