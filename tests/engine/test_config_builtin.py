@@ -44,7 +44,8 @@ def test_the_format_page_example_loads_with_the_default_registry(tmp_path: Path)
 def test_the_format_page_lists_every_built_in_type() -> None:
     text = FORMAT_PAGE.read_text()
     registry = default_registry()
-    undocumented = [n for n in [*registry.steps, *registry.modules] if f"`{n}`" not in text]
+    undocumented = [n for n in [*registry.steps, *registry.modules, *registry.sources,
+                                *registry.sinks] if f"`{n}`" not in text]
     assert undocumented == [], f"docs/pipeline-format.md §4 does not describe {undocumented}"
 
 
@@ -60,6 +61,8 @@ def _example_document(type_name: str, example: dict[str, Any]) -> dict[str, Any]
     for pattern in step_type.step_refs:
         targets.extend(name for _, name in find_paths(example, pattern)
                        if isinstance(name, str) and "{{" not in name)
+    connectors = [{"name": name, "type": "sink.webhook", "config": {"url": "http://127.0.0.1:9/x"}}
+                  for pattern in step_type.sink_refs for _, name in find_paths(example, pattern)]
     for pattern in step_type.pipeline_refs:
         for _, name in find_paths(example, pattern):
             pipelines[name] = {"steps": [{"name": "x", "type": "step.log",
@@ -68,7 +71,7 @@ def _example_document(type_name: str, example: dict[str, Any]) -> dict[str, Any]
     steps += [{"name": t, "type": "step.log", "config": {"message": t}}
               for t in dict.fromkeys(targets)]
     pipelines["main"] = {"steps": steps}
-    return {"modules": modules, "pipelines": pipelines}
+    return {"modules": modules, "connectors": connectors, "pipelines": pipelines}
 
 
 @pytest.mark.parametrize("type_name", sorted(default_registry().steps))
