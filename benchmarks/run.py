@@ -25,6 +25,8 @@ BENCHES = [
     ["bench_sources_webhook.py"],
     ["bench_schedule.py"],
     ["bench_sources_redis.py"],
+    ["bench_rabbitmq.py"],
+    ["bench_sqs.py"],  # moto-bound: shows the source keeps up with the endpoint, not AWS speed
 ]
 
 
