@@ -12,8 +12,8 @@ Reading, an entry is either
   remaining fields (as strings) are the data. ``id`` defaults to the entry id (stable across
   redeliveries, so the intake's dedup works), ``time`` to the entry id's milliseconds.
 
-A malformed entry (a field that is not UTF-8, JSON that does not parse, a ``cloudevent``
-that is not an object) still becomes a record with the entry id as its id, which the
+A malformed entry (over ``max_entry_bytes``, a field that is not UTF-8, JSON that does not
+parse, a ``cloudevent`` that is not an object) still becomes a record with the entry id as its id, which the
 intake dead-letters (see ``malformed``).
 
 Writing, an event becomes its structured JSON in ``cloudevent`` plus flat ``id``, ``type``,
@@ -29,6 +29,7 @@ from typing import Any
 EVENT_FIELD = "cloudevent"
 ATTRIBUTE_FIELDS = ("id", "source", "type", "subject", "time")
 FLAT_FIELDS = ("id", "type", "source", "subject", "time")
+MAX_ENTRY_BYTES = 1_048_576  # an entry larger than this (fields and values) is not parsed
 
 
 class Malformed(ValueError):
@@ -36,9 +37,15 @@ class Malformed(ValueError):
 
 
 def entry_event(entry_id: str, fields: dict[bytes, bytes], *, source: str, default_type: str,
-                event_field: str = EVENT_FIELD) -> dict[str, Any]:
+                event_field: str = EVENT_FIELD, max_bytes: int = MAX_ENTRY_BYTES) -> dict[str, Any]:
     """The CloudEvents record of one entry (checked by the intake, not here: it checks
     every delivery anyway, and checking twice would double the per-event cost)."""
+    size = sum(len(k) + len(v) for k, v in fields.items())
+    if size > max_bytes:  # before any decoding or parsing
+        return malformed(entry_id, {k: f"<{len(v):,} bytes>".encode() for k, v in fields.items()},
+                         f"the entry is {size:,} bytes, over max_entry_bytes ({max_bytes:,}); "
+                         "store large payloads elsewhere and put a reference in the entry",
+                         source=source, default_type=default_type)
     try:
         text = _decoded(fields)
         structured = text.get(event_field)

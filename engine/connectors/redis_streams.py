@@ -27,7 +27,12 @@ from collections.abc import Awaitable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
-from engine.connectors.redis_entries import EVENT_FIELD, entry_event, event_fields
+from engine.connectors.redis_entries import (
+    EVENT_FIELD,
+    MAX_ENTRY_BYTES,
+    entry_event,
+    event_fields,
+)
 from engine.connectors.types import (
     ConnectorError,
     Delivery,
@@ -76,6 +81,8 @@ SOURCE_SCHEMA = source_schema({
              "description": "the CloudEvents type of entries that carry none"},
     "event_field": {"type": "string", "minLength": 1, "default": EVENT_FIELD,
                     "description": "the field holding a structured CloudEvents JSON object"},
+    "max_entry_bytes": {"type": "integer", "minimum": 1024, "default": MAX_ENTRY_BYTES,
+                        "description": "a larger entry is not parsed: it goes to the DLQ"},
 }, required=["stream"])
 
 SINK_SCHEMA: dict[str, Any] = {
@@ -194,6 +201,7 @@ class RedisStreamsSource:
         self.start_id = str(config.get("start_id", "0"))
         self.type = str(config.get("type") or "redis.stream.entry")
         self.event_field = str(config.get("event_field") or EVENT_FIELD)
+        self.max_entry_bytes = int(config.get("max_entry_bytes", MAX_ENTRY_BYTES))
         self.source = f"redis-streams:{self.stream}"
         self._client: Redis | None = None
         self._lag_at = 0.0
@@ -299,7 +307,7 @@ class RedisStreamsSource:
         for raw_id, fields in entries:
             entry_id = _text(raw_id)
             event = entry_event(entry_id, fields, source=self.source, default_type=self.type,
-                                event_field=self.event_field)
+                                event_field=self.event_field, max_bytes=self.max_entry_bytes)
             attempt = counts.get(entry_id, 2) if counts is not None else 1
             deliveries.append(Delivery(event=event, attempt=attempt, token=entry_id))
         delay = REFUSED_BACKOFF[0]

@@ -221,24 +221,30 @@ async def test_malformed_entries_are_dead_lettered_and_acknowledged(
     bad_data = r.xadd(stream, {"data": "{not json"})
     bad_event = r.xadd(stream, {"cloudevent": "[1, 2]"})
     no_version = r.xadd(stream, {"cloudevent": json.dumps({"id": "x-1", "type": "t"})})
+    blob = json.dumps({"blob": "x" * 5000})
+    huge = r.xadd(stream, {"data": blob})
     good = r.xadd(stream, {"data": "{}"})
-    file = pipeline_file(tmp_path, {"url": URL, "stream": stream, "block_ms": 100})
+    file = pipeline_file(tmp_path, {"url": URL, "stream": stream, "block_ms": 100,
+                                    "max_entry_bytes": 4096})
     async with serving(file, f"sqlite:///{tmp_path / 'store.db'}") as service:
         await wait_for_condition(
             lambda: when(completed(service), lambda items: len(items) == 1),
             "the good entry's execution", timeout=60)
         info = await wait_for_condition(
-            lambda: when(source(service), lambda i: i.acknowledged == 4),
-            "4 acknowledged entries", timeout=60)
+            lambda: when(source(service), lambda i: i.acknowledged == 5),
+            "5 acknowledged entries", timeout=60)
         letters = await service.list_dlq()
     assert pending(r, stream) == 0
-    assert info.dead_lettered == 3 and info.started == 1
+    assert info.dead_lettered == 4 and info.started == 1
     assert {e.error_type for e in letters} == {"invalid_event"}
     errors = sorted(e.error or "" for e in letters)
     assert any(bad_data in e and "field 'data' is not JSON" in e for e in errors), errors
     assert any(bad_event in e and "holds a JSON list" in e for e in errors), errors
     assert any("specversion must be '1.0', got None" in e for e in errors), errors
-    assert {e.payload["id"] for e in letters} == {bad_data, bad_event, "x-1"}
+    assert any(huge in e and "over max_entry_bytes (4,096)" in e for e in errors), errors
+    assert {e.payload["id"] for e in letters} == {bad_data, bad_event, "x-1", huge}
+    [too_big] = [e for e in letters if e.payload["id"] == huge]
+    assert too_big.payload["data"] == {"data": f"<{len(blob):,} bytes>"}  # not the 5 KB
     assert {e.pipeline for e in letters} == {"handle"}
     assert no_version not in " ".join(errors) and good not in " ".join(errors)
 
