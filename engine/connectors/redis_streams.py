@@ -103,7 +103,8 @@ def register(registry: Registry) -> None:
         description="Events from a Redis stream, read through a consumer group; acknowledged "
                     "(XACK) once recorded",
         example={"url": DEFAULT_URL, "stream": "orders", "group": "wfstudio",
-                 "type": "order.created"}))
+                 "type": "order.created"},
+        lag_unit="entries"))
     registry.add_sink(SinkType(
         name="sink.redis_streams", factory=RedisStreamsSink, schema=SINK_SCHEMA,
         description="XADD each event to a Redis stream (its CloudEvents JSON plus flat "

@@ -127,6 +127,7 @@ async def test_entries_start_one_execution_each_and_are_acknowledged(
             "23 acknowledged entries and no lag", timeout=60)
         assert pending(r, stream) == 0
     assert info.type == "source.redis_streams" and info.started == 23
+    assert info.lag_unit == "entries"
     assert info.last_error is None and info.dead_lettered == 0 and info.redelivered == 0
     by_id = {run.trigger_payload["id"]: run.trigger_payload for run in runs}
     # A structured CloudEvent keeps its id; a plain entry's id is its stream entry id.
