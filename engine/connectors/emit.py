@@ -33,7 +33,12 @@ async def run_emit(ctx: StepContext, config: dict[str, Any]) -> dict[str, Any]:
         result = await sink.send(event)
     except ConnectorError as exc:
         raise StepError(str(exc), type="connector") from None
-    return {"id": event["id"], **result}
+    # The CloudEvent id is the step's ``id``; a sink's own id for what it sent (a stream
+    # entry id, a message id) is kept as ``sink_id``.
+    reply = dict(result)
+    if "id" in reply:
+        reply["sink_id"] = reply.pop("id")
+    return {"id": event["id"], **reply}
 
 
 EMIT = StepType(
@@ -53,7 +58,8 @@ EMIT = StepType(
                                                             "wfstudio://<pipeline>)"},
                 "id": {"type": "string", "description": "the event id (default: a new UUID)"},
             }},
-    output="{id, status, attempts}: the CloudEvent id and what the sink returned.",
+    output="{id, ...}: the CloudEvent id and what the sink returned (its own id as sink_id; "
+           "sink.webhook: status, attempts).",
     sink_refs=frozenset({"connector"}),
     example={"connector": "notify", "type": "com.example.order.shipped",
              "subject": "{{ .order_id }}", "data": {"order": "{{ .order_id }}"}},

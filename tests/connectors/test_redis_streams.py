@@ -437,5 +437,6 @@ async def test_step_emit_adds_the_event_through_the_sink(
     assert (event["type"], event["subject"], event["data"]) == ("order.shipped", "o-7",
                                                                  {"order": "o-7"})
     assert fields["id"] == event["id"] and fields["type"] == "order.shipped"
-    # The step's output carries what the sink said: the entry id and the stream.
-    assert entry_id in json.dumps(result.output) and result.output["stream"] == stream
+    # The step's output: the CloudEvent id, and what the sink said (entry id, stream).
+    assert result.output["id"] == event["id"] and result.output["sink_id"] == entry_id
+    assert result.output["stream"] == stream
