@@ -125,9 +125,7 @@ class SourceRuntime:
 
     async def deliver(self, deliveries: Sequence[Delivery]) -> list[Outcome]:
         self.counters.delivered += len(deliveries)
-        # Room for one more batch's starts while max_in_flight run: the next batch is
-        # taken in while this one executes (waiting for all to end left the loop idle).
-        while len(self._running) >= 2 * self.max_in_flight:
+        while len(self._running) >= self.max_in_flight:
             self._room.clear()
             await self._room.wait()
         outcomes: list[Outcome | None] = [None] * len(deliveries)

@@ -64,7 +64,7 @@ def test_a_load_notes_the_values_its_variables_substituted() -> None:
     text = ("environments: {dev: {variables: {FILE_VAR: from-the-file}}}\n"
             "modules:\n"
             "  - {name: db, type: database.sql, config: {url: \"sqlite:///${DATA_DIR}/${FILE_VAR}.db\"}}\n"
-            "connectors:\n  - {name: c, token: \"${TOKEN:-fallback}\"}\n"
+            "connectors:\n  - {name: c, type: sink.webhook, config: {url: \"http://h/${TOKEN:-fallback}\"}}\n"
             "pipelines:\n  p:\n    steps: [{name: a, type: step.log, config: {message: '${UNUSED}'}}]\n")
     definition = load_text(text, env={"DATA_DIR": "/srv/data", "UNUSED": "never-read"},
                            environment="dev", registry=default_registry())
