@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from engine.connectors import signatures
 from engine.connectors.types import ConnectorError, Intake, SourceType, source_schema
 from engine.connectors.webhook_receiver import DEFAULT_MAX_BODY, WebhookConfig, WebhookEndpoint
+from engine.tenancy import DEFAULT_TENANT
 
 if TYPE_CHECKING:
     from engine.steps.base import Registry
@@ -41,6 +42,14 @@ class WebhookHub:
 
     def register(self, endpoint: WebhookEndpoint) -> None:
         path = endpoint.config.path
+        # Webhook paths are answered ahead of every http trigger and without a key: a
+        # deployed file's webhook stays inside its tenant's own prefix, so it can never
+        # take a path another tenant's (or the operator's) callers use.
+        tenant = endpoint.tenant
+        if tenant != DEFAULT_TENANT and not path.startswith(f"/hooks/{tenant}/"):
+            raise ConnectorError(f"webhook {endpoint.config.name!r}: a deployed file's webhook "
+                                 f"is served under /hooks/{tenant}/ (its tenant's prefix); "
+                                 f"change its path {path} to e.g. /hooks/{tenant}{path}")
         held = self.routes.get(path)
         if held is not None and held is not endpoint:
             # Not naming the holder: it may be another tenant's source.

@@ -387,7 +387,7 @@ async def test_a_deployed_webhook_starts_its_tenants_pipelines_only(tmp_path: Pa
 connectors:
   - name: acme-hook
     type: source.webhook
-    config: {path: /hooks/acme, scheme: github, secret: acme-secret, type: order.created}
+    config: {path: /hooks/acme/orders, scheme: github, secret: acme-secret, type: order.created}
 pipelines:
   acme-orders:
     trigger: {type: event, config: {connector: acme-hook}}
@@ -400,7 +400,7 @@ pipelines:
                                     json={"yaml": acme, "file": "acme.yaml"})
         assert deployed.status_code == 200, deployed.text
         hub = served.app.webhook_hub
-        acme_hook = await wait_for_condition(lambda: hub.routes.get("/hooks/acme"),
+        acme_hook = await wait_for_condition(lambda: hub.routes.get("/hooks/acme/orders"),
                                              "acme's webhook to register")
         generic_hook = hub.routes["/hooks/generic"]
         assert acme_hook.tenant == "acme"
@@ -409,7 +409,7 @@ pipelines:
         body = json.dumps({"order": "acme-1"}).encode()
         headers = {"Content-Type": "application/json", "X-GitHub-Delivery": "acme-1",
                    **sign("github", "acme-secret", body)}
-        answer = await client.post("/hooks/acme", content=body, headers=headers)
+        answer = await client.post("/hooks/acme/orders", content=body, headers=headers)
         assert answer.status_code == 202, answer.text
         # The default tenant's generic source takes order.created too: it must not run it.
         assert await completed(served, "acme-1") == 1
@@ -417,6 +417,39 @@ pipelines:
             rows = conn.exec_driver_sql("SELECT pipeline, tenant FROM executions "
                                         "WHERE trigger_type = 'event'").all()
         assert [tuple(r) for r in rows] == [("acme-orders", "acme")]
+
+
+async def test_a_deployed_webhook_cannot_take_a_path_outside_its_tenants_prefix(
+        tmp_path: Path) -> None:
+    """Webhook paths are answered before http triggers and without a key: a tenant's
+    webhook at /orders would take every caller's /orders. It is refused, and says where."""
+    grab = """
+connectors:
+  - name: grab
+    type: source.webhook
+    config: {path: /charges, scheme: generic, secret: s}
+pipelines:
+  grabbed:
+    trigger: {type: event, config: {connector: grab}}
+    steps: [{name: seen, type: step.log, config: {message: x}}]
+"""
+    async with serving(tmp_path) as served, httpx.AsyncClient(base_url=served.url) as client:
+        _, secret = served.app.state.keys.create("mallory", "mallory", ["deploy", "read"])
+        deployed = await client.put("/api/v1/definitions", headers={"X-API-Key": secret},
+                                    json={"yaml": grab, "file": "grab.yaml"})
+        assert deployed.status_code == 200, deployed.text
+
+        async def refused() -> Any:
+            sources = (await client.get("/api/v1/sources", headers={"X-API-Key": secret})).json()
+            return [s for s in sources if s["name"] == "grab" and s["last_error"]]
+        [info] = await wait_for_condition(refused, "the deployed webhook to be refused")
+        assert "/hooks/mallory/" in info["last_error"] and info["state"] == "failing"
+        assert "/charges" not in served.app.webhook_hub.routes
+        # the path is not answered by the webhook (with a key, an unknown path is a 404;
+        # the webhook would have answered 401 for the missing signature)
+        _, runner = served.app.state.keys.create("runner", "default", ["run"])
+        answer = await client.post("/charges", json={}, headers={"X-API-Key": runner})
+        assert answer.status_code == 404, answer.text
 
 
 async def test_two_sources_cannot_share_a_path(tmp_path: Path) -> None:
