@@ -44,6 +44,7 @@ from engine.connectors.pgoutput import (
     parse_lsn,
 )
 from engine.connectors.types import ConnectorError, Delivery, Intake, Outcome, SourceType, source_schema
+from engine.store.identity import StoreReached, check_async_postgres
 
 if TYPE_CHECKING:
     from engine.steps.base import Registry
@@ -124,6 +125,12 @@ class PostgresCdcSource:
                 self._conn = await psycopg.AsyncConnection.connect(self.dsn, autocommit=True)
             except psycopg.OperationalError as exc:
                 raise ConnectorError(f"cannot connect to PostgreSQL: {exc}".strip()) from None
+            try:  # the event store holds every tenant's data: no source may read its changes
+                await check_async_postgres(self._conn)
+            except StoreReached as exc:
+                raise ConnectorError(f"source {self.name!r}: the dsn reaches a database this "
+                                     f"source may not read: {exc}; point it at your "
+                                     "application's database") from None
             await _session(self._conn)
             info = self._conn.info
             self._source = f"postgresql://{info.host}:{info.port}/{info.dbname}/{self.slot}"

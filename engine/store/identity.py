@@ -108,6 +108,18 @@ def _authorizer(action: int, *_args: Any) -> int:
     return sqlite3.SQLITE_DENY if action in _DENIED else sqlite3.SQLITE_OK
 
 
+async def check_async_postgres(connection: Any) -> None:
+    """``check_connection`` for a psycopg ``AsyncConnection`` (a CDC source's): raise
+    ``StoreReached`` if it reached a protected store."""
+    protected = _protected_identities()
+    if not protected:
+        return
+    cursor = await connection.execute(_PG_IDENTITY)
+    row = await cursor.fetchone()
+    if row and ("postgresql", *row) in protected:
+        raise StoreReached("it is the event store of this server or studio")
+
+
 def check_connection(dbapi_connection: Any, dialect: str) -> None:
     """Raise ``StoreReached`` if this new connection reached a protected store; on SQLite,
     also keep it from attaching any other file later."""

@@ -164,7 +164,11 @@ async def test_stream_mode_takes_only_new_changes(tmp_path: Path,
         db.sql("INSERT INTO items (id, name) VALUES (3, 'new')")
         db.sql("TRUNCATE items")
         runs = await _completed(service, 2)
-        [info] = await service.list_sources()
+
+        async def acknowledged() -> Any:  # the slot's advance may end after the executions
+            [info] = await service.list_sources()
+            return info if info.acknowledged >= 2 else None
+        info = await wait_for_condition(acknowledged, "both changes to be acknowledged")
     finally:
         await service.close()
     assert [r.trigger_payload["type"] for r in runs] == ["pg.public.items.insert",
