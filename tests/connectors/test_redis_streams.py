@@ -15,8 +15,7 @@ import shutil
 import sqlite3
 import subprocess
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -27,9 +26,9 @@ from engine.connectors import envelope
 from engine.connectors.redis_streams import RedisStreamsSink
 from engine.connectors.types import ConnectorError
 from engine.service.local import LocalService
-from engine.service.models import ExecutionFilter, SourceInfo
 from engine.store.store import Store
 from tests.connectors.kill_harness import free_port
+from tests.connectors.source_support import REFUSE, completed, serving, source
 from tests.waiting import wait_for_condition, wait_until
 
 URL = "redis://127.0.0.1:6379/0"
@@ -49,8 +48,6 @@ pipelines:
       - {{name: out, type: step.pipeline_output, config: {{values: {{got: "{{{{ .got }}}}"}}}}}}
 """
 
-REFUSE = ("CREATE TRIGGER refuse_starts BEFORE INSERT ON source_events "
-          "WHEN NEW.status = 'started' BEGIN SELECT RAISE(ABORT, 'the test refuses'); END")
 
 
 @pytest.fixture
@@ -78,25 +75,6 @@ def pipeline_file(tmp_path: Path, config: dict[str, Any], name: str = "flow.yaml
     return path
 
 
-@asynccontextmanager
-async def serving(file: Path, store: str) -> AsyncIterator[LocalService]:
-    service = await LocalService.open([file], store=store)
-    try:
-        await service.start_source("inbox")
-        yield service
-    finally:
-        await service.close()
-
-
-async def source(service: LocalService) -> SourceInfo:
-    [info] = await service.list_sources()
-    return info
-
-
-async def completed(service: LocalService) -> list[Any]:
-    page = await service.list_executions(ExecutionFilter(pipeline="handle", status="completed",
-                                                         limit=1000))
-    return page.items
 
 
 async def when(value: Awaitable[T], check: Callable[[T], bool]) -> Any:

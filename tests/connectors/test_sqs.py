@@ -11,8 +11,7 @@ import asyncio
 import json
 import sqlite3
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +20,11 @@ import pytest
 from engine.connectors import envelope
 from engine.connectors.sqs import SqsSink
 from engine.connectors.types import ConnectorError
-from engine.service.local import LocalService
-from engine.service.models import DlqFilter, ExecutionFilter, SourceInfo
+from engine.service.models import DlqFilter
 from engine.store.store import Store
 from tests.connectors.conftest import Moto
 from tests.connectors.kill_harness import free_port
+from tests.connectors.source_support import REFUSE, completed, serving, source
 from tests.waiting import wait_for_condition
 
 PIPELINE = """
@@ -43,8 +42,6 @@ pipelines:
       - {{name: out, type: step.pipeline_output, config: {{values: {{got: "{{{{ .got }}}}"}}}}}}
 """
 
-REFUSE = ("CREATE TRIGGER refuse_starts BEFORE INSERT ON source_events "
-          "WHEN NEW.status = 'started' BEGIN SELECT RAISE(ABORT, 'the test refuses'); END")
 
 
 def refusing_store(path: Path) -> None:
@@ -60,25 +57,6 @@ def pipeline_file(tmp_path: Path, config: dict[str, Any], name: str = "flow.yaml
     return path
 
 
-@asynccontextmanager
-async def serving(file: Path, store: str) -> AsyncIterator[LocalService]:
-    service = await LocalService.open([file], store=store)
-    try:
-        await service.start_source("inbox")
-        yield service
-    finally:
-        await service.close()
-
-
-async def source(service: LocalService) -> SourceInfo:
-    [info] = await service.list_sources()
-    return info
-
-
-async def completed(service: LocalService) -> list[Any]:
-    page = await service.list_executions(ExecutionFilter(pipeline="handle", status="completed",
-                                                         limit=1000))
-    return page.items
 
 
 def depth(moto: Moto, url: str) -> int:
